@@ -1,0 +1,1 @@
+"""The `edgesr` command line: thin click commands over the library API."""

@@ -1,0 +1,45 @@
+"""Wrap models as SR functions and run them on whole images."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+SRFunction = Callable[[np.ndarray], np.ndarray]
+
+
+def torch_sr_function(model: nn.Module, device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32, channels_last: bool = False) -> SRFunction:
+    """An SR function running `model` (0..1 in/out) under no_grad on `device`."""
+    device = torch.device(device)
+    model = model.eval().to(device=device, dtype=dtype)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+        if channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            y = model(t)
+        return y.float().cpu().numpy()
+
+    return run
+
+
+def upscale_array(fn: SRFunction, lr: np.ndarray, scale: int, *, tile: int = 0, halo: int = 16,
+                  align: int = 1, min_size: int = 1, self_ensemble: bool = False,
+                  progress: bool = False) -> np.ndarray:
+    """uint8 HxWx3 LR -> uint8 HxWx3 SR (clamped, rounded) through `fn`, optionally tiled/ensembled."""
+    from edgesr.inference.ensemble import self_ensemble as ensemble
+    from edgesr.inference.tiling import TilingConfig, tiled_forward
+
+    if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3:
+        raise ValueError(f"expected HxWx3 uint8, got {lr.dtype} {lr.shape}")
+    x = (lr.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    run = ensemble(fn) if self_ensemble else fn
+    y = tiled_forward(run, np.ascontiguousarray(x), scale, TilingConfig(tile, halo, align, min_size), progress)
+    y = np.clip(y[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0
+    return np.round(y).astype(np.uint8)

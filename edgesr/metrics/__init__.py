@@ -1,0 +1,8 @@
+"""Image-quality metrics with the SR benchmark conventions (Y channel, shaved borders, uint8 input)."""
+from __future__ import annotations
+
+from edgesr.metrics.color import rgb_to_y
+from edgesr.metrics.psnr import psnr, psnr_between
+from edgesr.metrics.ssim import ssim
+
+__all__ = ["rgb_to_y", "psnr", "psnr_between", "ssim"]

@@ -1,0 +1,35 @@
+"""Model zoo. Importing this package registers every architecture listed in `_ARCHITECTURES`.
+
+To add a model: write `edgesr/models/<arch>.py` with `@register_model` builders and add the
+module name below. Tests parametrize over the registry, so it is tested by being registered.
+"""
+from __future__ import annotations
+
+import importlib
+
+from edgesr.models.registry import (
+    ModelEntry,
+    PretrainedCfg,
+    create_model,
+    get_model_entry,
+    get_pretrained_cfg,
+    list_models,
+    list_pretrained,
+    register_model,
+)
+
+_ARCHITECTURES = ("rlfn", "rfdn", "imdn", "edsr", "rcan", "rdn", "drn")
+
+for _arch in _ARCHITECTURES:
+    importlib.import_module(f"edgesr.models.{_arch}")
+
+__all__ = [
+    "ModelEntry",
+    "PretrainedCfg",
+    "create_model",
+    "get_model_entry",
+    "get_pretrained_cfg",
+    "list_models",
+    "list_pretrained",
+    "register_model",
+]

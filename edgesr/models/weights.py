@@ -1,0 +1,140 @@
+"""Safe, strict checkpoint loading with errors that say what went wrong and what fits instead.
+
+Checkpoints are untrusted: they are read with `torch.load(weights_only=True)` only, so no
+code in a file is ever executed.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from edgesr.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a checkpoint file into a flat state_dict of tensors on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"cannot read weights file {path}: the file is empty (corrupt or an incomplete download).")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(
+            f"cannot read weights file {path}: it is corrupt, truncated or not a PyTorch checkpoint "
+            f"({type(exc).__name__}: {first}). Only plain state_dicts "
+            "(tensors, loaded with weights_only=True) are accepted."
+        ) from exc
+    return unwrap_state_dict(obj, source=str(path))
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Strip BasicSR/Lightning-style wrappers and DataParallel `module.` prefixes."""
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                log.debug("using the %r entry of %s", key, source)
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightsError(f"{source} holds no state_dict (found {type(obj).__name__}).")
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"{source} holds no tensors.")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return dict(tensors)
+
+
+def remap_for_model(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Apply an architecture's own key remapping hook (`remap_state_dict`), if it has one."""
+    hook = getattr(model, "remap_state_dict", None)
+    return hook(state_dict) if callable(hook) else state_dict
+
+
+def _signature(module_or_sd: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    sd = module_or_sd.state_dict() if isinstance(module_or_sd, nn.Module) else module_or_sd
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+def find_matching_models(state_dict: Mapping[str, torch.Tensor], limit: int = 3) -> list[str]:
+    """Registered (variant or model@scale) names whose parameters fit this state_dict exactly."""
+    from edgesr.models.registry import _MODELS
+
+    hits: list[str] = []
+    for cfg_name, entry in sorted(_MODELS.items()):
+        configs = [(v.name, v.scale, v.config) for v in entry.pretrained]
+        configs += [(f"{entry.name} --scale {s}", s, {}) for s in entry.scales]
+        for label, scale, cfg in configs:
+            try:
+                with torch.device("meta"):
+                    model = entry.builder(scale=scale, **cfg)
+                sig = _signature(remap_for_model(model, dict(state_dict)))
+                if _signature(model) == sig:
+                    hits.append(label)
+                    break
+            except Exception:  # noqa: BLE001 - a builder failing here only means "no match"
+                continue
+        if len(hits) >= limit:
+            break
+    return hits
+
+
+def _describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str:
+    expected = _signature(model)
+    got = _signature(sd)
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+
+    def show(keys: list[str], fmt=lambda k: k) -> str:
+        head = ", ".join(fmt(k) for k in keys[:6])
+        return head + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing keys: {show(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {show(unexpected)}")
+    if wrong_shape:
+        parts.append("shape mismatches: " + show(wrong_shape, lambda k: f"{k} {got[k]} vs model {expected[k]}"))
+    return "; ".join(parts)
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
+                           model_name: str, scale: int | None = None, source: str = "checkpoint") -> None:
+    """`load_state_dict(strict=True)` that explains a mismatch and names models that would fit."""
+    sd = remap_for_model(model, dict(state_dict))
+    if _signature(model) != _signature(sd):
+        detail = _describe_mismatch(model, sd)
+        fits = find_matching_models(state_dict)
+        hint = f" These weights fit: {', '.join(fits)}." if fits else " No registered model fits them."
+        what = f"{model_name} x{scale}" if scale else model_name
+        raise WeightsError(f"{source} does not match {what}: {detail}.{hint}")
+    model.load_state_dict(sd, strict=True)
+
+
+def load_weights(model: nn.Module, source: str | Path, *, model_name: str, scale: int | None = None,
+                 variant: Any = None) -> nn.Module:
+    """Resolve `source` (path, variant name) to a verified local file and load it strictly."""
+    from edgesr.models.hub import resolve_weights
+
+    path = resolve_weights(source, variant)
+    sd = read_checkpoint(path)
+    load_state_dict_strict(model, sd, model_name=model_name, scale=scale, source=str(path))
+    model.weights_path = str(path)
+    log.info("loaded %s into %s", path, model_name)
+    return model

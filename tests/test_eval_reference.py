@@ -1,0 +1,54 @@
+"""Acceptance: PSNR/SSIM of the official weights equal the official code's figures (reference.md)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgesr.data import open_eval_dataset
+from edgesr.evaluate import evaluate
+from edgesr.inference import torch_sr_function
+from edgesr.models import create_model, list_pretrained
+
+CASES = [(v.name, ds) for v in list_pretrained() if v.name in
+         ("rlfn_x4", "rlfn_x2", "rlfn_s_x4", "rlfn_ntire_x4", "rfdn_x4", "imdn_x4") for ds in ("Set5", "Set14")]
+
+
+@pytest.mark.parametrize("variant,dataset", CASES, ids=[f"{v}-{d}" for v, d in CASES])
+def test_psnr_ssim_match_official(variant: str, dataset: str, datasets_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EDGESR_OFFLINE", "1")
+    model = create_model(variant)
+    expected_psnr, expected_ssim = model.pretrained_cfg.expected[dataset]
+    pairs = open_eval_dataset(datasets_dir / dataset, model.scale)
+    res = evaluate(torch_sr_function(model), pairs, model.scale, dataset=dataset, min_size=model.min_input_size)
+    assert len(res.images) == {"Set5": 5, "Set14": 14}[dataset]
+    assert res.psnr == pytest.approx(expected_psnr, abs=0.01)
+    assert res.ssim == pytest.approx(expected_ssim, abs=0.0005)
+
+
+def test_eval_cli_json(datasets_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from edgesr.cli.main import cli
+
+    monkeypatch.setenv("EDGESR_OFFLINE", "1")
+    out = tmp_path / "res.json"
+    result = CliRunner().invoke(cli, ["eval", "rlfn_ntire", "--scale", "4", "--weights", "rlfn_ntire_x4",
+                                      "--dataset", str(datasets_dir / "Set5"), "--json", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["psnr"] == pytest.approx(32.0809, abs=0.01)
+    assert data["ssim"] == pytest.approx(0.89440, abs=0.0005)
+    assert len(data["images"]) == 5 and {"name", "psnr", "ssim"} <= set(data["images"][0])
+    assert "Set5: x4 PSNR 32.08" in result.output
+
+
+def test_self_ensemble_improves_rlfn(datasets_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EDGESR_OFFLINE", "1")
+    model = create_model("rlfn_ntire_x4")
+    pairs = [open_eval_dataset(datasets_dir / "Set5", 4)[i] for i in (0, 3)]  # baby, head: small
+    fn = torch_sr_function(model)
+    plain = evaluate(fn, pairs, 4, min_size=15)
+    ens = evaluate(fn, pairs, 4, min_size=15, self_ensemble=True)
+    assert ens.psnr > plain.psnr + 0.02

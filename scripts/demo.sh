@@ -2,8 +2,8 @@
 # Set up (idempotent) and run the main job on the CPU: evaluate and upscale with the official RLFN x4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q torch==2.13.0 2>&1 | grep -v "as the 'root' user" || true
-python3 -m pip install -q -e . 2>&1 | grep -v "as the 'root' user" || true
+python3 -m pip install -q torch==2.13.0 2>&1 | grep -v -e "as the 'root' user" -e "^WARNING: Location" || true
+python3 -m pip install -q -e . 2>&1 | grep -v -e "as the 'root' user" -e "^WARNING: Location" || true
 SHARED="${EDGESR_SHARED:-../shared}"
 mkdir -p out
 edgesr models

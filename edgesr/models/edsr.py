@@ -91,7 +91,37 @@ class ResBlock(nn.Module):
         return f"res_scale={self.res_scale:g}"
 
 
-class EDSR(nn.Module):
+class MeanShiftResidualSR(nn.Module):
+    """EDSR-PyTorch skeleton shared by EDSR and RCAN: sub_mean -> head -> body (+ long skip) -> tail -> add_mean.
+
+    Subclasses build their body blocks and call `_build_skeleton`; attribute names are the
+    official ones so EDSR-PyTorch checkpoints load with unchanged keys.
+    """
+
+    def _build_skeleton(self, blocks: list[nn.Module], scale: int, n_feats: int, kernel_size: int,
+                        rgb_range: float, rgb_mean: tuple[float, float, float]) -> None:
+        self.to_native = ValueScale(rgb_range)
+        self.sub_mean = MeanShift(rgb_range, rgb_mean, sign=-1)
+        self.head = nn.Sequential(default_conv(3, n_feats, kernel_size))
+        self.body = nn.Sequential(*blocks, default_conv(n_feats, n_feats, kernel_size))
+        self.tail = nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, 3, kernel_size))
+        self.add_mean = MeanShift(rgb_range, rgb_mean, sign=1)
+        self.from_native = ValueScale(1.0 / rgb_range)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.sub_mean(self.to_native(x))
+        x = self.head(x)
+        res = self.body(x) + x
+        x = self.tail(res)
+        return self.from_native(self.add_mean(x))
+
+    @staticmethod
+    def remap_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
+        """Official EDSR-PyTorch / RCAN checkpoints are plain state dicts with these keys: identity."""
+        return dict(sd)
+
+
+class EDSR(MeanShiftResidualSR):
     """EDSR / EDSR-baseline. Takes and returns RGB in 0..1 (NCHW); works on 0..`rgb_range` inside.
 
     Args:
@@ -114,27 +144,8 @@ class EDSR(nn.Module):
         if n_resblocks < 0 or n_feats < 1:
             raise UserInputError(f"EDSR needs n_resblocks >= 0 and n_feats >= 1, "
                                  f"got {n_resblocks}, {n_feats}.")
-        self.to_native = ValueScale(rgb_range)
-        self.sub_mean = MeanShift(rgb_range, rgb_mean, sign=-1)
-        self.head = nn.Sequential(default_conv(3, n_feats, kernel_size))
-        body: list[nn.Module] = [ResBlock(n_feats, kernel_size, res_scale) for _ in range(n_resblocks)]
-        body.append(default_conv(n_feats, n_feats, kernel_size))
-        self.body = nn.Sequential(*body)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, 3, kernel_size))
-        self.add_mean = MeanShift(rgb_range, rgb_mean, sign=1)
-        self.from_native = ValueScale(1.0 / rgb_range)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.sub_mean(self.to_native(x))
-        x = self.head(x)
-        res = self.body(x) + x
-        x = self.tail(res)
-        return self.from_native(self.add_mean(x))
-
-    @staticmethod
-    def remap_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
-        """Official EDSR-PyTorch checkpoints are plain state dicts with these keys: identity."""
-        return dict(sd)
+        blocks = [ResBlock(n_feats, kernel_size, res_scale) for _ in range(n_resblocks)]
+        self._build_skeleton(blocks, scale, n_feats, kernel_size, rgb_range, rgb_mean)
 
 
 def build_variant(cls: type[nn.Module], defaults: dict[str, Any], scale: int,

@@ -28,9 +28,8 @@ from torch import nn
 
 from edgesr.errors import UserInputError
 from edgesr.layers.attention import ChannelAttention
-from edgesr.layers.mean_shift import DIV2K_RGB_MEAN, MeanShift
-from edgesr.layers.scale import ValueScale
-from edgesr.models.edsr import SUPPORTED_SCALES, Upsampler, build_variant, check_scale, default_conv
+from edgesr.layers.mean_shift import DIV2K_RGB_MEAN
+from edgesr.models.edsr import SUPPORTED_SCALES, MeanShiftResidualSR, build_variant, check_scale, default_conv
 from edgesr.models.registry import register_model
 
 _PAPER = ("Zhang et al., Image Super-Resolution Using Very Deep Residual Channel Attention Networks, "
@@ -66,7 +65,7 @@ class ResidualGroup(nn.Module):
         return self.body(x) + x
 
 
-class RCAN(nn.Module):
+class RCAN(MeanShiftResidualSR):
     """RCAN. Takes and returns RGB in 0..1 (NCHW); works on 0..`rgb_range` inside.
 
     Args:
@@ -91,28 +90,8 @@ class RCAN(nn.Module):
         if reduction < 1 or n_feats // reduction < 1:
             raise UserInputError(f"RCAN needs n_feats // reduction >= 1, got n_feats={n_feats}, "
                                  f"reduction={reduction}.")
-        self.to_native = ValueScale(rgb_range)
-        self.sub_mean = MeanShift(rgb_range, rgb_mean, sign=-1)
-        self.head = nn.Sequential(default_conv(3, n_feats, kernel_size))
-        body: list[nn.Module] = [ResidualGroup(n_feats, kernel_size, reduction, n_resblocks)
-                                 for _ in range(n_resgroups)]
-        body.append(default_conv(n_feats, n_feats, kernel_size))
-        self.body = nn.Sequential(*body)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, 3, kernel_size))
-        self.add_mean = MeanShift(rgb_range, rgb_mean, sign=1)
-        self.from_native = ValueScale(1.0 / rgb_range)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.sub_mean(self.to_native(x))
-        x = self.head(x)
-        res = self.body(x) + x
-        x = self.tail(res)
-        return self.from_native(self.add_mean(x))
-
-    @staticmethod
-    def remap_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
-        """Official EDSR-PyTorch / yulunzhang RCAN checkpoints use these keys: identity."""
-        return dict(sd)
+        blocks = [ResidualGroup(n_feats, kernel_size, reduction, n_resblocks) for _ in range(n_resgroups)]
+        self._build_skeleton(blocks, scale, n_feats, kernel_size, rgb_range, rgb_mean)
 
 
 @register_model("rcan", scales=SUPPORTED_SCALES, input_range=255.0, paper=_PAPER,

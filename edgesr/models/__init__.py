@@ -18,7 +18,7 @@ from edgesr.models.registry import (
     register_model,
 )
 
-_ARCHITECTURES = ("rlfn", "rfdn", "imdn", "edsr", "rcan", "rdn", "drn")
+_ARCHITECTURES = ("rlfn", "rfdn", "imdn", "edsr", "rcan", "rdn", "drn", "rlfn_rep", "rfdn_rep")
 
 for _arch in _ARCHITECTURES:
     importlib.import_module(f"edgesr.models.{_arch}")

@@ -1,0 +1,1 @@
+"""Benchmarks: complexity (params / MACs / activations / conv count), latency, memory, reports."""

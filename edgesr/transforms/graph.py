@@ -1,0 +1,199 @@
+"""Graph view for the fold passes: torch.fx tracing with convs as leaves, and in-place module surgery.
+
+Passes *analyse* a whole-model fx graph (convs, BatchNorm, ValueScale, PixelShuffle, RepConv are leaves,
+so each is one ``call_module`` node whose target is its module path) and *apply* their result to the
+original model:
+
+* weight changes replace a submodule at its path (`replace_module`); the model keeps its class and its
+  state_dict keys;
+* a removed module (ValueScale, MeanShift, BatchNorm, the first conv of a folded chain) is replaced by
+  ``nn.Identity``;
+* removing a *function* call (the ``+ x`` of a residual folded into a conv) needs new forward code: the
+  module whose forward makes the call (its "owner", e.g. an RFDB block) is replaced by a
+  ``torch.fx.GraphModule`` traced from it with the call removed (`rewrite_owner`). Its children (same
+  objects, same classes) and parameters stay where they were, so state_dict keys do not change. The
+  model root cannot be replaced in place; a pattern in the root's own forward is reported, not folded.
+"""
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from typing import Callable, Iterable
+
+import torch
+import torch.fx
+from torch import nn
+
+from edgesr.layers.scale import ValueScale
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_SHAPE_METHODS = {"size", "dim", "ndimension"}
+ADD_TARGETS = (operator.add, torch.add, operator.iadd)
+MUL_TARGETS = (operator.mul, torch.mul, operator.imul)
+
+
+class TraceError(RuntimeError):
+    """The model cannot be traced by torch.fx (data-dependent control flow, ...)."""
+
+
+def leaf_types() -> tuple[type, ...]:
+    from edgesr.layers.repconv import RepConv  # lazy: edgesr.layers.repconv imports edgesr.transforms
+
+    return (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.PixelShuffle, nn.Linear,
+            ValueScale, RepConv)
+
+
+class FoldTracer(torch.fx.Tracer):
+    """Inlines every module except the fold-relevant leaves (and torch.nn's own modules)."""
+
+    def __init__(self, keep: Callable[[nn.Module, str], bool] | None = None) -> None:
+        super().__init__()
+        self._leaves = leaf_types()
+        self._keep = keep
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if type(m) is nn.Identity:  # traced through: what a fold left behind is invisible to the next pass
+            return False
+        if isinstance(m, self._leaves):
+            return True
+        if self._keep is not None and self._keep(m, module_qualified_name):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(model: nn.Module, tracer: torch.fx.Tracer | None = None) -> torch.fx.Graph:
+    """The fx graph of `model` (not a GraphModule: nothing is copied)."""
+    try:
+        return (tracer or FoldTracer()).trace(model)
+    except Exception as exc:  # noqa: BLE001 - fx raises many types; the caller reports it
+        raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
+
+
+def module_calls(graph: torch.fx.Graph) -> Counter:
+    """How often each module path is called in the graph."""
+    return Counter(n.target for n in graph.nodes if n.op == "call_module")
+
+
+def is_shape_query(node: torch.fx.Node) -> bool:
+    if node.op == "call_method" and node.target in _SHAPE_METHODS:
+        return True
+    return node.op == "call_function" and node.target is getattr and len(node.args) > 1 \
+        and node.args[1] in ("shape", "ndim")
+
+
+def data_users(node: torch.fx.Node) -> list[torch.fx.Node]:
+    """Users that read the tensor's values (not only its shape)."""
+    return [u for u in node.users if not is_shape_query(u)]
+
+
+def shape_users(node: torch.fx.Node) -> list[torch.fx.Node]:
+    return [u for u in node.users if is_shape_query(u)]
+
+
+def call_module_of(node: object, modules: dict[str, nn.Module], types: type | tuple[type, ...]) -> nn.Module | None:
+    """The module a ``call_module`` node calls when it is an instance of `types`, else None."""
+    if isinstance(node, torch.fx.Node) and node.op == "call_module":
+        m = modules.get(node.target)
+        if isinstance(m, types):
+            return m
+    return None
+
+
+def is_conv2d(m: object) -> bool:
+    return isinstance(m, nn.Conv2d) and not getattr(m, "transposed", False)
+
+
+def owner_path(node: torch.fx.Node) -> str:
+    """Path of the module whose forward made this call ('' for the model itself)."""
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    paths = [entry[0] if isinstance(entry, tuple) else str(entry) for entry in stack]
+    if node.op == "call_module" and paths and paths[-1] == node.target:
+        paths = paths[:-1]
+    return paths[-1] if paths else ""
+
+
+def relative(path: str, owner: str) -> str:
+    return path[len(owner) + 1:] if owner else path
+
+
+def get_module(model: nn.Module, path: str) -> nn.Module:
+    return model.get_submodule(path) if path else model
+
+
+def replace_module(model: nn.Module, path: str, new: nn.Module) -> None:
+    """Put `new` at `path` (the old module's training flag is kept)."""
+    if not path:
+        raise ValueError("the model itself cannot be replaced in place")
+    parent_path, _, name = path.rpartition(".")
+    parent = get_module(model, parent_path)
+    old = getattr(parent, name)
+    new.train(old.training)
+    setattr(parent, name, new)
+
+
+def rewrite_owner(model: nn.Module, owner: str, targets: Iterable[str],
+                  edit: Callable[[torch.fx.Graph, dict[str, nn.Module], nn.Module], int]) -> int:
+    """Replace the module at `owner` by a GraphModule of its forward after `edit(graph, modules, owner_module)`.
+
+    `targets` are module paths (relative to the owner) the edit needs to see as ``call_module`` nodes;
+    the modules on the way to them are inlined, every other child stays a leaf, so the rewritten
+    forward calls the same child objects. `edit` returns how many rewrites it made; nothing is replaced
+    when it returns 0. The owner's children, parameters and buffers are all kept (also unused ones).
+    """
+    if not owner:
+        raise ValueError("the model itself cannot be rewritten in place")
+    root = get_module(model, owner)
+    targets = tuple(targets)
+
+    def keep(m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, _CONTAINERS):
+            return False
+        return not any(t == qualname or t.startswith(qualname + ".") for t in targets)
+
+    graph = trace(root, FoldTracer(keep))
+    modules = dict(root.named_modules())
+    changed = edit(graph, modules, root)
+    if not changed:
+        return 0
+    for node in graph.nodes:
+        # Annotations are strings under `from __future__ import annotations`; torch.fx cannot pickle
+        # a GraphModule whose code refers to them (torch.save(model) would fail), and they add nothing.
+        node.type = None
+    graph.lint()
+    gm = torch.fx.GraphModule(root, graph, class_name=type(root).__name__)
+    # The owner's own children (same objects and classes, unused ones too), parameters and buffers, in the
+    # owner's order, so the state_dict keeps its keys and their order.
+    for table in ("_modules", "_parameters", "_buffers"):
+        mine, theirs = getattr(gm, table), getattr(root, table)
+        extra = {k: v for k, v in mine.items() if k not in theirs}
+        mine.clear()
+        mine.update(theirs)
+        mine.update(extra)
+    gm._non_persistent_buffers_set = set(root._non_persistent_buffers_set)
+    for key, value in vars(root).items():  # plain attributes (flags, sizes) the rest of the code may read
+        if not key.startswith("_") and key != "training" and not hasattr(gm, key):
+            setattr(gm, key, value)
+    gm.recompile()
+    replace_module(model, owner, gm)
+    return changed
+
+
+def producer_conv(node: object, modules: dict[str, nn.Module], calls: Counter) -> tuple[torch.fx.Node, int] | None:
+    """The Conv2d node feeding `node` through zero or more PixelShuffles, and the total upscale.
+
+    Every tensor on the way must be read by exactly one op (its successor) and the conv module must be
+    called once, so scaling the conv's output changes nothing else.
+    """
+    upscale = 1
+    while isinstance(node, torch.fx.Node) and node.op == "call_module":
+        m = modules.get(node.target)
+        if len(data_users(node)) != 1:
+            return None
+        if isinstance(m, nn.PixelShuffle):
+            upscale *= int(m.upscale_factor)
+            node = node.args[0]
+            continue
+        if is_conv2d(m) and calls[node.target] == 1:
+            return node, upscale
+        return None
+    return None

@@ -13,9 +13,12 @@ from edgesr.errors import UserInputError
 # command name -> module in edgesr.cli that defines `command`; imported lazily so `--help`
 # never loads heavy backends.
 COMMANDS = {
+    "bench": "bench_cmd",
     "models": "models_cmd",
     "eval": "eval_cmd",
     "upscale": "upscale_cmd",
+    "export": "export_cmd",
+    "train": "train_cmd",
 }
 
 

@@ -65,7 +65,7 @@ def remap_for_model(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> di
     return hook(state_dict) if callable(hook) else state_dict
 
 
-def _signature(module_or_sd: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+def state_signature(module_or_sd: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     sd = module_or_sd.state_dict() if isinstance(module_or_sd, nn.Module) else module_or_sd
     return {k: tuple(v.shape) for k, v in sd.items()}
 
@@ -82,8 +82,8 @@ def find_matching_models(state_dict: Mapping[str, torch.Tensor], limit: int = 3)
             try:
                 with torch.device("meta"):
                     model = entry.builder(scale=scale, **cfg)
-                sig = _signature(remap_for_model(model, dict(state_dict)))
-                if _signature(model) == sig:
+                sig = state_signature(remap_for_model(model, dict(state_dict)))
+                if state_signature(model) == sig:
                     hits.append(label)
                     break
             except Exception:  # noqa: BLE001 - a builder failing here only means "no match"
@@ -94,8 +94,8 @@ def find_matching_models(state_dict: Mapping[str, torch.Tensor], limit: int = 3)
 
 
 def _describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str:
-    expected = _signature(model)
-    got = _signature(sd)
+    expected = state_signature(model)
+    got = state_signature(sd)
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
     wrong_shape = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
@@ -118,7 +118,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
                            model_name: str, scale: int | None = None, source: str = "checkpoint") -> None:
     """`load_state_dict(strict=True)` that explains a mismatch and names models that would fit."""
     sd = remap_for_model(model, dict(state_dict))
-    if _signature(model) != _signature(sd):
+    if state_signature(model) != state_signature(sd):
         detail = _describe_mismatch(model, sd)
         fits = find_matching_models(state_dict)
         hint = f" These weights fit: {', '.join(fits)}." if fits else " No registered model fits them."

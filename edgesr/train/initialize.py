@@ -21,7 +21,7 @@ from torch import nn
 
 from edgesr.errors import UnknownModelError, WeightsError
 from edgesr.models.registry import ModelEntry, get_pretrained_cfg
-from edgesr.models.weights import _signature, load_state_dict_strict, read_checkpoint, remap_for_model
+from edgesr.models.weights import state_signature, load_state_dict_strict, read_checkpoint, remap_for_model
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def scale_specific_modules(entry: ModelEntry, cfg: Mapping[str, Any]) -> tuple[l
     for s in entry.scales:
         model = _build_meta(entry, s, cfg)
         if model is not None:
-            sigs[s] = _signature(model)
+            sigs[s] = state_signature(model)
     differing: set[str] = set()
     scales = sorted(sigs)
     for a in scales:
@@ -119,7 +119,7 @@ def load_init_weights(model: nn.Module, source: str | Path, *, entry: ModelEntry
     architecture skipping only the scale-specific upsampler. Raises WeightsError on any mismatch."""
     state, where = resolve_init_source(source)
     state = remap_for_model(model, dict(state))
-    if _signature(model) == _signature(state):
+    if state_signature(model) == state_signature(state):
         load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where)
         return InitReport(source=where, mode="strict", source_scale=scale, loaded=len(state))
     if not cross_scale:
@@ -133,7 +133,7 @@ def load_init_weights(model: nn.Module, source: str | Path, *, entry: ModelEntry
         raise AssertionError("unreachable: signatures differ but the strict load succeeded")  # pragma: no cover
     cfg = dict(cfg or {})
     upsampler, sigs = scale_specific_modules(entry, cfg)
-    state_sig = _signature(state)
+    state_sig = state_signature(state)
     source_scale = next((s for s, sig in sigs.items() if sig == state_sig), None)
     if source_scale is None or not upsampler:
         try:

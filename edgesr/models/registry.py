@@ -148,7 +148,8 @@ def create_model(name: str, scale: int | None = None, pretrained: bool | str | P
         **cfg: architecture hyper-parameters overriding the registered defaults.
 
     The returned module takes and returns float RGB in 0..1 (NCHW); `model.scale`,
-    `model.edgesr_name` and `model.pretrained_cfg` describe it.
+    `model.edgesr_name`, `model.edgesr_config` (the builder overrides, so the model can be rebuilt)
+    and `model.pretrained_cfg` describe it.
     """
     entry, scale, implied = resolve_name_and_scale(name, scale)
     if implied is not None and pretrained is False:
@@ -176,6 +177,7 @@ def create_model(name: str, scale: int | None = None, pretrained: bool | str | P
         raise UserInputError(f"bad configuration for {entry.name}: {exc}") from exc
     model.scale = scale
     model.edgesr_name = entry.name
+    model.edgesr_config = dict(build_cfg)
     model.pretrained_cfg = variant
     if pretrained is not False:
         from edgesr.models.weights import load_weights

@@ -8,7 +8,7 @@ import sys
 import click
 
 from edgesr import __version__
-from edgesr.errors import UserInputError
+from edgesr.errors import EdgesrError, UserInputError
 
 # command name -> module in edgesr.cli that defines `command`; imported lazily so `--help`
 # never loads heavy backends.
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserInputError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except EdgesrError as exc:  # an expected failure (e.g. export parity), not a bug: no traceback
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

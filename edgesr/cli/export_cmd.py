@@ -1,0 +1,113 @@
+"""`edgesr export`: a registered model to a deployable artifact (ONNX FP32/FP16) plus its JSON sidecar."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from edgesr.cli.common import describe_model, force_option, load_model, scale_option, weights_option
+
+_SHAPE = re.compile(r"^\s*(\d+)\s*[xX*,]\s*(\d+)\s*$")
+
+
+def _parse_shape(value: str, what: str) -> tuple[int, int]:
+    m = _SHAPE.match(value)
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise click.BadParameter(f"expected HEIGHTxWIDTH with positive integers (e.g. 256x256), got {value!r}.",
+                                 param_hint=what)
+    return int(m.group(1)), int(m.group(2))
+
+
+def _shape_option(ctx: click.Context, param: click.Parameter, value):
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(_parse_shape(v, f"--{param.name.replace('_', '-')}") for v in value)
+    return _parse_shape(value, f"--{param.name.replace('_', '-')}")
+
+
+@click.command("export")
+@click.argument("model_name", metavar="MODEL")
+@scale_option
+@weights_option
+@click.option("--random-init", is_flag=True, help="Export with random weights (architectures without official ones).")
+@click.option("--pruned", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Export the pruned MODEL saved in DIR by `edgesr prune` (default name <model>_x<s>_pruned).")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="Artifact format.")
+@click.option("--fp16", is_flag=True, help="FP16 arithmetic (float32 I/O with Casts at the boundaries). "
+                                           "For GPU/TensorRT/mobile: ONNX Runtime CPU runs it slower than FP32.")
+@click.option("--fp16-io", is_flag=True, help="FP16 arithmetic and float16 input/output (implies --fp16).")
+@click.option("--io", type=click.Choice(["float01", "float255", "uint8"]), default="float01", show_default=True,
+              help="Value convention of the graph's input/output: float RGB 0..1, float 0..255, or uint8 "
+                   "(scaling, rounding and clamping inside the graph).")
+@click.option("--reparam/--no-reparam", default=None,
+              help="Fold the model for inference before export (default: when edgesr.transforms is available).")
+@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
+@click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
+              help="torch.onnx exporter; auto tries dynamo and falls back to TorchScript.")
+@click.option("--min-shape", callback=_shape_option, default=None, metavar="HxW",
+              help="Smallest input of the recommended shape profile (default: the model's minimum size).")
+@click.option("--opt-shape", callback=_shape_option, default="256x256", show_default=True, metavar="HxW",
+              help="Optimal input of the shape profile.")
+@click.option("--max-shape", callback=_shape_option, default="1024x1024", show_default=True, metavar="HxW",
+              help="Largest input of the shape profile.")
+@click.option("--parity-size", "parity_sizes", multiple=True, callback=_shape_option, metavar="HxW",
+              help="Input size(s) the export is verified on (repeatable; default 64x64, 127x93, 339x510).")
+@click.option("--output-dir", "-o", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Folder for <name>.onnx and <name>.json.")
+@click.option("--name", default=None, help="Artifact name (default e.g. rlfn_x4, rlfn_x4_fp16).")
+@click.option("--threads", type=int, default=2, show_default=True, help="ONNX Runtime threads for the parity check.")
+@force_option
+def command(model_name: str, scale: int | None, weights: str | None, random_init: bool, pruned: Path | None,
+            fmt: str, fp16: bool,
+            fp16_io: bool, io: str, reparam: bool | None, opset: int, exporter: str, min_shape, opt_shape,
+            max_shape, parity_sizes, output_dir: Path, name: str | None, threads: int, force: bool) -> None:
+    """Export MODEL to DIR/<name>.onnx with its sidecar DIR/<name>.json, verified against PyTorch."""
+    from edgesr.errors import ExportError, UserInputError
+    from edgesr.export import ExportOptions, default_artifact_name, export_onnx
+    from edgesr.export.verify import DEFAULT_PARITY_SIZES
+    from edgesr.models.registry import resolve_name_and_scale
+    from edgesr.utils.atomic import check_writable
+
+    if random_init and weights:
+        raise UserInputError("--random-init and --weights exclude each other.")
+    if pruned is not None and (random_init or weights):
+        raise UserInputError("--pruned takes the weights from its folder: drop --weights / --random-init.")
+    entry, resolved_scale, _ = resolve_name_and_scale(model_name, scale)
+    half = fp16 or fp16_io
+    name = name or (default_artifact_name(entry.name, resolved_scale, half, io, fp16_io)
+                    + ("_pruned" if pruned is not None else ""))
+    if not name or Path(name).name != name or name.startswith("."):
+        raise UserInputError(f"--name must be a plain file name without folders, got {name!r}.")
+    if name.endswith(".onnx"):
+        name = name[: -len(".onnx")]
+    path = output_dir / f"{name}.onnx"
+    # refuse existing outputs / unwritable folders before loading weights or exporting anything
+    check_writable(path, force)
+    check_writable(path.with_suffix(".json"), force)
+
+    if pruned is not None:
+        from edgesr.prune import load_pruned
+
+        model = load_pruned(pruned)
+        if (model.edgesr_name, model.scale) != (entry.name, resolved_scale):
+            raise UserInputError(f"{pruned} holds a pruned {model.edgesr_name} x{model.scale}, not {entry.name} "
+                                 f"x{resolved_scale}; pass MODEL {model.edgesr_name} --scale {model.scale}.")
+        click.echo(f"{entry.name} x{resolved_scale} pruned ({sum(p.numel() for p in model.parameters()):,} params, "
+                   f"from {pruned})")
+    else:
+        model = load_model(model_name, scale, weights, random_init=random_init)
+        click.echo(describe_model(model))
+    options = ExportOptions(
+        opset=opset, exporter=exporter, io=io, fp16=half, fp16_io=fp16_io, reparam=reparam,
+        min_shape=min_shape, opt_shape=opt_shape, max_shape=max_shape,
+        parity_sizes=tuple(parity_sizes) or DEFAULT_PARITY_SIZES, threads=threads, force=force,
+    )
+    try:
+        result = export_onnx(model, path, options)
+    except ExportError as exc:  # not the user's typo, but not an edgesr bug either: no traceback
+        raise click.ClickException(f"export failed: {exc}") from exc
+    for line in result.summary():
+        click.echo(line)

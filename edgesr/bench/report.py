@@ -74,7 +74,7 @@ def text_table(report: BenchReport) -> str:
 def env_header(report: BenchReport) -> str:
     env = report.env
     cpu = env.get("cpu", {})
-    pk = env.get("packages", {})
+    pk = env.get("versions", {})
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", []) or []) or "none"
     versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
     return (f"- CPU: {cpu.get('model', '?')} ({cpu.get('logical_cpus', '?')} logical CPUs); GPU: {gpus}\n"

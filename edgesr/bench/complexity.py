@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from edgesr.errors import UserInputError
+from edgesr.utils.shapes import parse_hw
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,7 @@ class _ConvCounter(TorchDispatchMode):
 
 
 def check_input_size(input_size: Sequence[int] | int) -> tuple[int, int]:
-    if isinstance(input_size, int):
-        input_size = (input_size, input_size)
-    try:
-        h, w = (int(v) for v in input_size)
-    except (TypeError, ValueError):
-        raise UserInputError(f"input_size must be (height, width), got {input_size!r}.") from None
-    if h < 1 or w < 1:
-        raise UserInputError(f"input_size must be positive, got {input_size!r}.")
-    return h, w
+    return parse_hw(input_size, "input_size")
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:

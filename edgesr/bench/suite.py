@@ -20,22 +20,12 @@ from typing import Any
 from edgesr.bench.harness import BenchConfig
 from edgesr.bench.targets import BackendSpec, BenchTarget, target_for_artifact, targets_for_model
 from edgesr.errors import UserInputError
+from edgesr.utils.shapes import parse_hw
 
 
 def parse_size(text: str | int | tuple | list) -> tuple[int, int]:
     """'256', '256x256', '360x640' (HxW), 256 or (h, w)."""
-    if isinstance(text, (tuple, list)) and len(text) == 2:
-        return int(text[0]), int(text[1])
-    if isinstance(text, int):
-        return text, text
-    parts = str(text).lower().replace("*", "x").split("x")
-    try:
-        h, w = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
-    except ValueError:
-        h = w = 0
-    if h < 1 or w < 1:
-        raise UserInputError(f"invalid size {text!r}; use HxW, e.g. 256x256 or 360x640.")
-    return h, w
+    return parse_hw(text, "size")
 
 
 def resolve_dataset(value: str | Path | None) -> Path | None:

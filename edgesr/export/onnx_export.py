@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgesr.utils.shapes import parse_hw
 from edgesr.errors import ExportError, UserInputError
 from edgesr.export.sidecar import (
     ArtifactInfo,
@@ -196,13 +197,7 @@ def default_artifact_name(model_name: str, scale: int, fp16: bool = False, io: s
 
 
 def _check_shape(value: Any, what: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"{what} must be (height, width), got {value!r}.") from None
-    if h < 1 or w < 1:
-        raise UserInputError(f"{what} must be positive, got {h}x{w}.")
-    return h, w
+    return parse_hw(value, what)
 
 
 def _validate(options: ExportOptions, min_size: int) -> tuple[tuple[int, int], ...]:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from edgesr.utils.shapes import parse_hw
 from edgesr.errors import UserInputError
 from edgesr.layers.mean_shift import MeanShift
 from edgesr.layers.scale import ValueScale
@@ -834,15 +835,7 @@ def format_groups(groups: Sequence[ChannelGroup] | ChannelGraph, show_frozen: bo
 # --------------------------------------------------------------------------------------------------
 
 def _hw(size: Sequence[int] | int) -> tuple[int, int]:
-    if isinstance(size, int):
-        size = (size, size)
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise UserInputError(f"deploy size must be (height, width), got {size!r}.") from None
-    if h < 1 or w < 1:
-        raise UserInputError(f"deploy size must be positive, got {size!r}.")
-    return h, w
+    return parse_hw(size, "deploy size")
 
 
 def _model_ref(model: nn.Module) -> tuple[torch.dtype, torch.device]:

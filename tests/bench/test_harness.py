@@ -98,7 +98,7 @@ def test_bad_inputs() -> None:
         BackendSpec.parse("onnxruntme")
     with pytest.raises(UserInputError, match="allowed"):
         BackendSpec.parse("torch:turbo")
-    with pytest.raises(UserInputError, match="HxW"):
+    with pytest.raises(UserInputError, match="HEIGHTxWIDTH"):
         parse_size("big")
     with pytest.raises(UserInputError, match="not found"):
         BenchConfig(images=Path("/nonexistent/images")).validate()

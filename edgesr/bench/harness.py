@@ -152,7 +152,7 @@ def _quality(runner: Any, target: BenchTarget, config: BenchConfig) -> tuple[flo
     return res.psnr, res.ssim, ds.name
 
 
-def _time_over_images(runner: Any, config: BenchConfig, target: BenchTarget) -> tuple[Any, str]:
+def _time_over_images(runner: Any, config: BenchConfig, target: BenchTarget) -> tuple[Any, str, tuple[int, ...]]:
     """NTIRE protocol: one timed call per real LR image after a warm-up; stats over images."""
     from edgesr.bench.latency import LatencyStats
     from edgesr.data import find_images, read_image
@@ -179,7 +179,8 @@ def _time_over_images(runner: Any, config: BenchConfig, target: BenchTarget) -> 
     stats = LatencyStats.from_samples(samples, batch_size=1)
     d = stats.to_dict()
     d["output_megapixels_per_s"] = pixels / 1e6 / max(sum(samples), 1e-12)
-    return d, f"{len(arrays)} images ({Path(config.images).name})"
+    largest = max((a.shape for a in arrays), key=lambda sh: sh[-2] * sh[-1])
+    return d, f"{len(arrays)} images ({Path(config.images).name})", tuple(largest)
 
 
 def _memory(target: BenchTarget, spec_options: dict[str, Any], shape: Sequence[int], runner: Any) -> dict | None:
@@ -229,8 +230,8 @@ def run_benchmark(targets: Sequence[BenchTarget], config: BenchConfig,
                     if progress:
                         progress(f"{target.label} {target.spec.label} threads={threads} {input_label}")
                     if size is None:
-                        latency, input_label = _time_over_images(runner, config, target)
-                        shape = (1, 3, 256, 256)
+                        # Peak memory is measured on the largest image of the set.
+                        latency, input_label, shape = _time_over_images(runner, config, target)
                     else:
                         from edgesr.bench.latency import measure_runner
 

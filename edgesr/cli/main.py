@@ -19,6 +19,8 @@ COMMANDS = {
     "upscale": "upscale_cmd",
     "export": "export_cmd",
     "train": "train_cmd",
+    "prune": "prune_cmd",
+    "trt-check": "trt_check_cmd",
 }
 
 

@@ -407,7 +407,7 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(f"{target.kind} {pruner.metric(target.kind) / initial:.3f}, "
-                                        f"loss {float(loss.mean()):.4g}", refresh=False)
+                                        f"loss {float(loss.detach().mean()):.4g}", refresh=False)
                 if step % checkpoint_every == 0:
                     checkpoint({"phase": "prune", "model": model.state_dict(), "optimizer": optimizer.state_dict()})
         prune_seconds = time.perf_counter() - t0
@@ -463,7 +463,7 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
             ft_step += 1
             if fbar is not None:
                 fbar.update(1)
-                fbar.set_postfix_str(f"loss {float(loss.mean()):.4g}", refresh=False)
+                fbar.set_postfix_str(f"loss {float(loss.detach().mean()):.4g}", refresh=False)
             if ft_step % checkpoint_every == 0:
                 ft_checkpoint()
         if fbar is not None:

@@ -10,7 +10,8 @@ ONNX Runtime mobile format (.ort FP32 and the INT8 graph as .ort); ExecuTorch (X
     python benchmarks/mobile_cpu.py                          # RLFN x4, ~15 min on the shared 2-core machine
     python benchmarks/mobile_cpu.py --models rlfn_x4 rfdn_x4 --min-seconds 1
 
-Writes benchmarks/results/mobile_cpu_<env>.{md,csv}; artifacts are kept in out/mobile_cpu/.
+Writes benchmarks/results/mobile_cpu_<env>.{md,csv}; artifacts are kept in out/mobile_cpu/, one folder per
+format (every exporter writes its sidecar as <name>.json, so formats of one name must not share a folder).
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def build_targets(name: str, runtimes: list[str], work: Path, threads: int, note
             def ort_fp32() -> None:
                 from edgesr.export.ort_mobile import export_ort
 
-                path = work / f"{name}.ort"
+                path = work / "ort" / f"{name}.ort"  # its own folder: <name>.json would be the ONNX's sidecar
                 if not path.exists():
                     export_ort(model, path, opts)
                 add(".ort fp32", "onnxruntime", path)
@@ -120,10 +121,10 @@ def build_targets(name: str, runtimes: list[str], work: Path, threads: int, note
                     raise RuntimeError(info.missing_message())
                 if runtime == "executorch":
                     from edgesr.export.executorch import export_executorch as export
-                    path = work / f"{name}.pte"
+                    path = work / "executorch" / f"{name}.pte"
                 else:
                     from edgesr.export.ncnn import export_ncnn as export
-                    path = work / f"{name}_ncnn.param"
+                    path = work / "ncnn" / f"{name}.param"
                 if not path.exists():
                     export(model, path, opts)
                 add(runtime, runtime, path)

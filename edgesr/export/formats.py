@@ -134,6 +134,9 @@ def _quantize_kwargs(kw: dict[str, Any], options: "ExportOptions") -> tuple[Path
             raise UserInputError("INT8 needs calibration images: pass --calib-images DIR (LR images, e.g. DIV2K "
                                  "LR crops).")
         calib = default
+    from edgesr.export.calibration import calibration_files
+
+    calibration_files(calib)  # a missing/empty folder fails now, before the FP32 export
     if kw.get("calib_count") is None:
         kw.pop("calib_count", None)
     kw.setdefault("threads", options.threads)

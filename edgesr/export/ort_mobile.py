@@ -222,7 +222,9 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
     keyword arguments of `edgesr.export.quantize.quantize_onnx`, ``calib_images`` required), then
     converted. The ``.ort`` file is run in ONNX Runtime on the parity images and compared with PyTorch (FP32:
     max |diff| <= `options.max_abs_diff` on 0..255) and with the FP32 graph (FP16: PSNR >=
-    `options.fp16_min_psnr`). `optimization_style` and `target_platform`: see the module docstring. Nothing is written unless every check passes.
+    `options.fp16_min_psnr`). `optimization_style` and `target_platform`: see the module docstring.
+    Nothing is written unless every check passes. The sidecar's ``graph`` block describes the source ONNX
+    (the ``.ort`` holds ONNX Runtime's optimized form of it; its operators are in ``ort.required_ops``).
     """
     from torch import nn
 
@@ -247,6 +249,10 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
     if quantize is not None and "calib_images" not in quantize:
         raise UserInputError("INT8 needs calibration images: pass quantize={'calib_images': DIR, ...} "
                              "(CLI: --calib-images DIR).")
+    if quantize is not None:
+        from edgesr.export.calibration import calibration_files
+
+        calibration_files(quantize["calib_images"])  # fail before exporting anything
     style = optimization_style or "fixed"
     style, platform = _check_style(style, target_platform)
     side_path = path.with_suffix(".json")

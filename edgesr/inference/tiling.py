@@ -15,7 +15,8 @@ Borders (`TilingConfig.border`):
   image have the same input size (a short last core reads a window that overlaps its neighbour's):
   what static-shape engines need. Away from the borders the output is
   the same as with "clip"; within the receptive field of the border it shows what the model does on
-  mirrored content instead of its own zero padding (not identical to untiled; typically invisible).
+  mirrored content instead of its own zero padding: not identical to untiled, but close (RLFN x4, tile 64,
+  halo 32 on a DIV2K crop: 65.5 dB vs untiled, max 2 levels; "clip": 70.2 dB, max 1 level).
 
 Tile size from a memory budget: `TilingConfig.from_budget(budget_mb, bytes_per_lr_pixel, halo, align)` picks
 the largest core whose padded tile ``(tile + 2 halo)^2`` fits; `estimate_bytes_per_lr_pixel` gives the

@@ -168,7 +168,7 @@ def test_switch_graph_reproduces_qdq_and_fp32(small_rlfn_onnx: Path, calib_dir: 
 
 
 def test_official_rlfn_x4_tiny_calibration(export_cache, datasets_dir: Path, tmp_path: Path) -> None:
-    fp32 = export_cache("rlfn_x4", parity_sizes=((24, 24),)).path
+    fp32 = export_cache("rlfn_x4", parity_sizes=((24, 24),), exporter="torchscript").path
     res = quantize_onnx(fp32, tmp_path / "rlfn_x4_int8.onnx", datasets_dir / "DIV2K_test_LR_x4", calib_count=4,
                         calib_size=48, holdout_count=2, holdout_size=48, threads=2)
     assert res.psnr_db >= 35.0, res.summary()
@@ -251,3 +251,26 @@ def test_formats_registry() -> None:
     with pytest.raises(UserInputError, match="does not take --fp16"):
         export_artifact(torch.nn.Identity(), "d", "m", "onnx-int8", ExportOptions(fp16=True))
     assert QUANT_TARGETS["tensorrt"].activation_symmetric and not QUANT_TARGETS["ort-cpu"].activation_symmetric
+
+
+def test_cli_export_int8(calib_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from edgesr.cli.main import cli
+    from edgesr.models import create_model
+
+    torch.manual_seed(0)
+    small = create_model("rlfn", scale=2, feature_channels=12, esa_channels=4, num_blocks=2).eval()
+    monkeypatch.setattr("edgesr.cli.export_cmd.load_model", lambda *a, **k: small)
+    res = CliRunner().invoke(cli, ["export", "rlfn", "--scale", "2", "--int8", "--calib-images", str(calib_dir),
+                                   "--calib-count", "4", "-o", str(tmp_path), "--parity-size", "24x20",
+                                   "--exporter", "torchscript"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_x2_int8.json", "rlfn_x2_int8.onnx"]
+    assert "int8 (ort-cpu, percentile ranges" in res.output and "result: PSNR vs FP32" in res.output
+    side = json.loads((tmp_path / "rlfn_x2_int8.json").read_text())
+    assert side["quantization"]["calibration"]["crops"] == 4 and side["quantization"]["psnr_budget_db"] == 40.0
+    missing = CliRunner().invoke(cli, ["export", "rlfn", "--scale", "2", "--format", "ort", "--int8",
+                                       "--calib-images", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
+    assert isinstance(missing.exception, UserInputError) and "calibration image folder not found" in str(
+        missing.exception)

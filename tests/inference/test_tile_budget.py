@@ -1,8 +1,9 @@
 """Tile size from a memory budget, mirror borders, tile plans and the bytes-per-pixel estimate.
 
 Tolerances: border="mirror" equals the model run on the mirror-padded image exactly for local models
-(receptive radius <= halo); with RLFN x4 (ESA) it stays within 40 dB of untiled output (measured ~46 dB),
-border="clip" keeps the >= 50 dB of tests/inference/test_tiling.py.
+(receptive radius <= halo); with RLFN x4 (ESA) it keeps PSNR >= 50 dB vs untiled uint8 output, as
+border="clip" does in tests/inference/test_tiling.py (measured on a 97x131 DIV2K crop, tile 64, halo 32:
+mirror 65.5 dB, max diff 2 levels; clip 70.2 dB, max diff 1).
 """
 from __future__ import annotations
 
@@ -152,4 +153,4 @@ def test_rlfn_mirror_border_within_tolerance(datasets_dir) -> None:
     y = tiled_forward(fn, np.ascontiguousarray(x), 4, TilingConfig(tile=64, halo=32, min_size=15, border="mirror"))
     tiled = np.round(np.clip(y[0].transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
     p = psnr_between(tiled.astype(np.float64), full.astype(np.float64), 255.0)
-    assert p >= 40.0, f"mirror tiling vs untiled PSNR {p:.2f} dB"
+    assert p >= 50.0, f"mirror tiling vs untiled PSNR {p:.2f} dB"

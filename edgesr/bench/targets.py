@@ -86,10 +86,12 @@ class BenchTarget:
     reference_model: nn.Module | None = None
     min_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    precision_hint: str | None = None
 
     @property
     def precision(self) -> str:
-        return self.spec.precision
+        """The artifact's own precision (from its sidecar, e.g. int8) wins over the backend flags."""
+        return self.precision_hint or self.spec.precision
 
 
 def export_for_benchmark(model: nn.Module, work_dir: Path, fp16: bool = False, force: bool = False) -> Path:
@@ -138,5 +140,9 @@ def target_for_artifact(path: Path, backend: str | None = None, flags: tuple[str
     spec = BackendSpec(info.name, flags)
     meta = load_artifact_info(path)
     scale = getattr(meta, "scale", None) or 4
+    raw = getattr(meta, "raw", None) or {}
+    export_info = raw.get("export") if isinstance(raw, dict) else None
+    precision = export_info.get("precision") if isinstance(export_info, dict) else None
     return BenchTarget(label=path.stem, spec=spec, artifact=path, scale=int(scale), model_name=path.stem,
-                       stage="artifact", min_size=int(getattr(meta, "min_size", None) or 1))
+                       stage="artifact", min_size=int(getattr(meta, "min_size", None) or 1),
+                       precision_hint=str(precision) if precision else None)

@@ -1,7 +1,7 @@
 """ONNX Runtime mobile (.ort): files, sidecar, parity of the .ort itself vs PyTorch, FP16, INT8, CLI, errors.
 
-Tolerances: FP32 .ort vs PyTorch max |diff| <= 1e-2 on the 0..255 scale; FP16 .ort vs the FP32 graph
-PSNR >= 45 dB.
+Tolerances: FP32 .ort vs PyTorch max |diff| <= 1e-2 on the 0..255 scale; FP16 .ort vs PyTorch FP32
+PSNR >= 45 dB (measured for RLFN x4: 80-84 dB).
 """
 from __future__ import annotations
 
@@ -74,8 +74,9 @@ def test_ort_fp16(small_rlfn, tmp_path: Path) -> None:
     res = export_ort(small_rlfn, tmp_path / "small_fp16.ort", ExportOptions(fp16=True, **OPTS))
     side = res.sidecar
     assert side["export"]["precision"] == "fp16" and side["ort"]["source_onnx"]["precision"] == "fp16"
-    assert side["parity"]["fp16_min_psnr_db"] >= 45.0
+    assert 45.0 <= side["parity"]["fp16_min_psnr_db"] < 120.0  # float16 weights: close, not identical
     assert all(e["fp16_psnr_db"] >= 45.0 for e in side["parity"]["entries"])
+    assert side["ort"]["max_abs_diff_vs_onnx"] < 1e-2  # the .ort computes what the FP16 ONNX does
 
 
 def test_official_rlfn_x4_ort(datasets_dir: Path, tmp_path: Path) -> None:

@@ -91,7 +91,8 @@ class BenchRecord:
             "mp_per_s": lat.get("output_megapixels_per_s"),
             "params": self.params, "macs_g": self.macs_g, "flops_g": self.flops_g, "acts_m": self.acts_m, "convs": self.convs,
             "psnr": self.psnr, "ssim": self.ssim, "psnr_dataset": self.psnr_dataset,
-            "peak_mb": mem.get("peak_mb"), "inference_mb": mem.get("inference_mb"),
+            "peak_mb": mem.get("peak_rss_mb", mem.get("peak_mb")),
+            "inference_mb": mem.get("inference_mb"),
         }
 
 

@@ -8,30 +8,12 @@ tile size and padding that keep every tile of a tiled upscale inside the profile
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from edgesr.errors import UserInputError
+from edgesr.utils.shapes import parse_hw
 
-_HW = re.compile(r"^\s*(\d+)\s*[xX*,]\s*(\d+)\s*$")
-
-
-def parse_hw(value: str | Sequence[int], what: str = "shape") -> tuple[int, int]:
-    """'256x256' / (256, 256) -> (256, 256); positive integers only."""
-    if isinstance(value, str):
-        m = _HW.match(value)
-        if not m:
-            raise UserInputError(f"{what} must be HEIGHTxWIDTH (e.g. 256x256), got {value!r}.")
-        h, w = int(m.group(1)), int(m.group(2))
-    else:
-        try:
-            h, w = (int(v) for v in value)
-        except (TypeError, ValueError):
-            raise UserInputError(f"{what} must be (height, width), got {value!r}.") from None
-    if h < 1 or w < 1:
-        raise UserInputError(f"{what} must be positive, got {h}x{w}.")
-    return h, w
 
 
 @dataclass(frozen=True)

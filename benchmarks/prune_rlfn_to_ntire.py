@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
         "",
         "## Caveats",
         "",
-        "- Shared 2-core machine: other engineers' jobs ran at the same time, so the step times, the total wall "
+        "- Shared 2-core machine: other jobs ran at the same time, so the step times, the total wall "
         "time and the latencies are noisy (the latencies are comparable within this table only: same threads, "
         "same input, interleaved rounds). The reference figures (`docs/reference.md`) put RLFN x4 at ~330 ms "
         "in ONNX Runtime fp32 with 2 threads on an idle machine.",

@@ -10,7 +10,7 @@ from edgesr.bench.complexity import profile_complexity
 from edgesr.errors import UserInputError
 from edgesr.models import create_model
 
-# /work/shared/docs/reference.md, NTIRE 2022 definitions, 1x3x256x256: params, "MACs (G)", #Acts (M), #Conv.
+# ../shared/docs/reference.md, NTIRE 2022 definitions, 1x3x256x256: params, "MACs (G)", #Acts (M), #Conv.
 REFERENCE = {
     "rlfn": (543_740, 33.993, 126.490, 57),
     "rlfn_s": (470_208, 29.177, 118.102, 57),

@@ -168,7 +168,6 @@ def test_force_clears_only_run_files(set5_hr: Path, tmp_path: Path, tiny: dict) 
 
 
 def test_rep_model_is_folded_at_the_end(set5: Path, tmp_path: Path, tiny: dict) -> None:
-    pytest.importorskip("edgesr.transforms")
     from edgesr.layers.repconv import RepConv
 
     out = tmp_path / "rep"

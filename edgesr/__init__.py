@@ -1,14 +1,21 @@
 """edgesr: efficient super-resolution from training-ready PyTorch to fast engines.
 
-Importing the package is cheap: heavy backends (TensorRT, OpenVINO, ncnn, ExecuTorch)
-are only imported by the runners that need them.
+Importing the package is cheap: it loads neither torch nor the model zoo. `create_model`,
+`list_models` and `get_model_entry` load the zoo on first use, and heavy backends (TensorRT,
+OpenVINO, ncnn, ExecuTorch) are only imported by the runners that need them.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from edgesr.errors import EdgesrError, UserInputError
+
 __version__ = "0.1.0"
 
-from edgesr.errors import EdgesrError, UserInputError  # noqa: E402
-from edgesr.models import create_model, list_models, get_model_entry  # noqa: E402
+if TYPE_CHECKING:
+    from edgesr.models import create_model, get_model_entry, list_models
+
+_FROM_MODELS = ("create_model", "list_models", "get_model_entry")
 
 __all__ = [
     "__version__",
@@ -18,3 +25,15 @@ __all__ = [
     "list_models",
     "get_model_entry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_MODELS:
+        import edgesr.models
+
+        return getattr(edgesr.models, name)
+    raise AttributeError(f"module 'edgesr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

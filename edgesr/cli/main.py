@@ -10,29 +10,39 @@ import click
 from edgesr import __version__
 from edgesr.errors import EdgesrError, UserInputError
 
-# command name -> module in edgesr.cli that defines `command`; imported lazily so `--help`
-# never loads heavy backends.
-COMMANDS = {
-    "bench": "bench_cmd",
-    "models": "models_cmd",
-    "eval": "eval_cmd",
-    "upscale": "upscale_cmd",
-    "export": "export_cmd",
-    "train": "train_cmd",
-    "prune": "prune_cmd",
-    "trt-check": "trt_check_cmd",
+# command name -> (module in edgesr.cli that defines `command`, the one-line summary `edgesr --help`
+# lists). Modules are imported only when their command runs or shows its own help, so `edgesr --help`
+# and `edgesr --version` never import torch or a backend.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("bench_cmd", "Benchmark a model, artifact or suite and print a table."),
+    "eval": ("eval_cmd", "Evaluate a model's Y-channel PSNR/SSIM on datasets."),
+    "export": ("export_cmd", "Export a model to a deployable artifact with its sidecar."),
+    "models": ("models_cmd", "List registered models and their pretrained variants."),
+    "prune": ("prune_cmd", "Prune a model's channels to a target, slice and fine-tune it."),
+    "train": ("train_cmd", "Train or fine-tune a model on HR images."),
+    "trt-check": ("trt_check_cmd", "Check a model or ONNX file against TensorRT's operator support."),
+    "upscale": ("upscale_cmd", "Upscale an image with a model or an exported artifact."),
 }
 
 
 class LazyGroup(click.Group):
+    """A group that lists its commands from `COMMANDS` and imports a command's module only to run it."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        module = COMMANDS.get(name)
-        if module is None:
+        if name not in COMMANDS:
             return None
-        return importlib.import_module(f"edgesr.cli.{module}").command
+        module, summary = COMMANDS[name]
+        command = importlib.import_module(f"edgesr.cli.{module}").command
+        command.short_help = summary
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,15 +2,18 @@
 
 To add a model: write `edgesr/models/<arch>.py` with `@register_model` builders and add the
 module name below. Tests parametrize over the registry, so it is tested by being registered.
+
+Inside the package the imports point one way: `registry` (plain data) <- `hub` (finding weight
+files) <- `weights` (loading them) <- `factory` (`create_model`); architectures import only `registry`.
 """
 from __future__ import annotations
 
 import importlib
 
+from edgesr.models.factory import create_model
 from edgesr.models.registry import (
     ModelEntry,
     PretrainedCfg,
-    create_model,
     get_model_entry,
     get_pretrained_cfg,
     list_models,

@@ -23,14 +23,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgesr.errors import UnknownModelError, UserInputError, WeightsError
+from edgesr.models.registry import PretrainedCfg, get_pretrained_cfg, list_pretrained
 from edgesr.paths import cache_dir, weight_search_dirs
 from edgesr.utils.atomic import atomic_path
-
-if TYPE_CHECKING:  # registry imports torch; only the type is needed here
-    from edgesr.models.registry import PretrainedCfg
 
 __all__ = ["resolve_weights", "sha256_file", "verify_sha256", "download", "is_offline"]
 
@@ -201,8 +198,6 @@ def _check_filename(variant: PretrainedCfg) -> str:
 
 
 def _no_such_file(spec: str | os.PathLike) -> WeightsError:
-    from edgesr.models.registry import list_pretrained  # lazy: registry imports the model zoo
-
     path = Path(spec).expanduser()
     what = "is a folder, not a checkpoint file" if path.is_dir() else "no such file"
     known = ", ".join(cfg.name for cfg in list_pretrained()) or "none registered"
@@ -236,8 +231,6 @@ def resolve_weights(spec: str | os.PathLike, variant: PretrainedCfg | None = Non
     if variant is None:
         text = os.fspath(spec)
         if isinstance(text, str) and text and Path(text).name == text:
-            from edgesr.models.registry import get_pretrained_cfg
-
             try:
                 variant = get_pretrained_cfg(text)
             except UnknownModelError:

@@ -1,18 +1,21 @@
-"""Model registry: one entry point, `create_model`, over every registered architecture.
+"""Model registry: plain data about every registered architecture and its pretrained variants.
 
 Architectures register a small builder with `@register_model(...)`; pretrained variants are
 typed `PretrainedCfg` records. A variant name (e.g. ``rlfn_x4``) can stand in for a model
-name and implies its scale and weights.
+name and implies its scale and weights. Building a model (and loading its weights) is
+`edgesr.models.factory.create_model`'s job: this module imports neither torch nor the weight
+loaders, so the loaders can look models up here without an import cycle.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from edgesr.errors import UnknownModelError, UserInputError, suggest
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ def list_models(pretrained_only: bool = False) -> list[str]:
     return sorted(n for n, e in _MODELS.items() if e.pretrained or not pretrained_only)
 
 
+def model_entries() -> Iterator[ModelEntry]:
+    """Every registered architecture, by name."""
+    for name in sorted(_MODELS):
+        yield _MODELS[name]
+
+
 def list_pretrained() -> list[PretrainedCfg]:
     return [_VARIANTS[k] for k in sorted(_VARIANTS)]
 
@@ -134,54 +143,3 @@ def resolve_name_and_scale(name: str, scale: int | None) -> tuple[ModelEntry, in
             f"{', '.join(str(s) for s in entry.scales)}."
         )
     return entry, scale, implied
-
-
-def create_model(name: str, scale: int | None = None, pretrained: bool | str | Path = False,
-                 **cfg: Any) -> nn.Module:
-    """Build a registered model.
-
-    Args:
-        name: model name (`list_models()`) or a pretrained variant name such as ``rlfn_x4``.
-        scale: upscaling factor; defaults to the variant's scale, else 4.
-        pretrained: False (random init), True (the official weights for this scale), a variant
-            name, or a path to a checkpoint. Loading is strict.
-        **cfg: architecture hyper-parameters overriding the registered defaults.
-
-    The returned module takes and returns float RGB in 0..1 (NCHW); `model.scale`,
-    `model.edgesr_name`, `model.edgesr_config` (the builder overrides, so the model can be rebuilt)
-    and `model.pretrained_cfg` describe it.
-    """
-    entry, scale, implied = resolve_name_and_scale(name, scale)
-    if implied is not None and pretrained is False:
-        pretrained = True
-    variant: PretrainedCfg | None = None
-    if pretrained is True:
-        variant = implied or entry.variant_for_scale(scale)
-        if variant is None:
-            have = ", ".join(f"{c.name} (x{c.scale})" for c in entry.pretrained) or "none"
-            raise UserInputError(
-                f"no official weights for {entry.name} x{scale}; available: {have}. "
-                "Pass a checkpoint path with --weights instead."
-            )
-    elif isinstance(pretrained, str) and not Path(pretrained).suffix:
-        variant = get_pretrained_cfg(pretrained)
-        if variant.model != entry.name:
-            raise UserInputError(f"weights {variant.name} belong to model {variant.model}, not {entry.name}.")
-        if variant.scale != scale:
-            raise UserInputError(f"weights {variant.name} are x{variant.scale}, but scale {scale} was asked for.")
-    build_cfg = dict(variant.config) if variant else {}
-    build_cfg.update(cfg)
-    try:
-        model = entry.builder(scale=scale, **build_cfg)
-    except TypeError as exc:
-        raise UserInputError(f"bad configuration for {entry.name}: {exc}") from exc
-    model.scale = scale
-    model.edgesr_name = entry.name
-    model.edgesr_config = dict(build_cfg)
-    model.pretrained_cfg = variant
-    if pretrained is not False:
-        from edgesr.models.weights import load_weights
-
-        source = variant.name if variant is not None else str(pretrained)
-        load_weights(model, source, model_name=entry.name, scale=scale, variant=variant)
-    return model

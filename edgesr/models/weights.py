@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from edgesr.errors import WeightsError
+from edgesr.models.hub import resolve_weights
+from edgesr.models.registry import PretrainedCfg, model_entries
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,8 @@ def state_signature(module_or_sd: nn.Module | Mapping[str, torch.Tensor]) -> dic
 
 def find_matching_models(state_dict: Mapping[str, torch.Tensor], limit: int = 3) -> list[str]:
     """Registered (variant or model@scale) names whose parameters fit this state_dict exactly."""
-    from edgesr.models.registry import _MODELS
-
     hits: list[str] = []
-    for cfg_name, entry in sorted(_MODELS.items()):
+    for entry in model_entries():
         configs = [(v.name, v.scale, v.config) for v in entry.pretrained]
         configs += [(f"{entry.name} --scale {s}", s, {}) for s in entry.scales]
         for label, scale, cfg in configs:
@@ -128,10 +128,8 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
 
 
 def load_weights(model: nn.Module, source: str | Path, *, model_name: str, scale: int | None = None,
-                 variant: Any = None) -> nn.Module:
+                 variant: PretrainedCfg | None = None) -> nn.Module:
     """Resolve `source` (path, variant name) to a verified local file and load it strictly."""
-    from edgesr.models.hub import resolve_weights
-
     path = resolve_weights(source, variant)
     sd = read_checkpoint(path)
     load_state_dict_strict(model, sd, model_name=model_name, scale=scale, source=str(path))

@@ -1,0 +1,66 @@
+"""`create_model`: build a registered architecture and, if asked, load its weights.
+
+The one place that joins the registry (plain data), the weight loaders (`weights`) and the
+weight finder (`hub`), so none of those needs to import another one back.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from edgesr.errors import UserInputError
+from edgesr.models.registry import PretrainedCfg, get_pretrained_cfg, resolve_name_and_scale
+from edgesr.models.weights import load_weights
+
+__all__ = ["create_model"]
+
+
+def create_model(name: str, scale: int | None = None, pretrained: bool | str | Path = False,
+                 **cfg: Any) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: model name (`list_models()`) or a pretrained variant name such as ``rlfn_x4``.
+        scale: upscaling factor; defaults to the variant's scale, else 4.
+        pretrained: False (random init), True (the official weights for this scale), a variant
+            name, or a path to a checkpoint. Loading is strict.
+        **cfg: architecture hyper-parameters overriding the registered defaults.
+
+    The returned module takes and returns float RGB in 0..1 (NCHW); `model.scale`,
+    `model.edgesr_name`, `model.edgesr_config` (the builder overrides, so the model can be rebuilt)
+    and `model.pretrained_cfg` describe it.
+    """
+    entry, scale, implied = resolve_name_and_scale(name, scale)
+    if implied is not None and pretrained is False:
+        pretrained = True
+    variant: PretrainedCfg | None = None
+    if pretrained is True:
+        variant = implied or entry.variant_for_scale(scale)
+        if variant is None:
+            have = ", ".join(f"{c.name} (x{c.scale})" for c in entry.pretrained) or "none"
+            raise UserInputError(
+                f"no official weights for {entry.name} x{scale}; available: {have}. "
+                "Pass a checkpoint path with --weights instead."
+            )
+    elif isinstance(pretrained, str) and not Path(pretrained).suffix:
+        variant = get_pretrained_cfg(pretrained)
+        if variant.model != entry.name:
+            raise UserInputError(f"weights {variant.name} belong to model {variant.model}, not {entry.name}.")
+        if variant.scale != scale:
+            raise UserInputError(f"weights {variant.name} are x{variant.scale}, but scale {scale} was asked for.")
+    build_cfg = dict(variant.config) if variant else {}
+    build_cfg.update(cfg)
+    try:
+        model = entry.builder(scale=scale, **build_cfg)
+    except TypeError as exc:
+        raise UserInputError(f"bad configuration for {entry.name}: {exc}") from exc
+    model.scale = scale
+    model.edgesr_name = entry.name
+    model.edgesr_config = dict(build_cfg)
+    model.pretrained_cfg = variant
+    if pretrained is not False:
+        source = variant.name if variant is not None else str(pretrained)
+        load_weights(model, source, model_name=entry.name, scale=scale, variant=variant)
+    return model

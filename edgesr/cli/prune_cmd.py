@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import click
@@ -11,27 +10,6 @@ from edgesr.cli.common import force_option, scale_option, weights_option
 
 REPORT_NAME = "report.json"
 REPORT_FORMAT = "edgesr.prune.report/1"
-
-
-def _staging_dir(out: Path) -> Path:
-    """Where a run writes (checkpoints, then the artifact) before it is renamed to `out`."""
-    return out.parent / f".{out.name}.partial"
-
-
-def _check_output(out: Path, force: bool) -> None:
-    from edgesr.errors import OutputExistsError, UserInputError
-
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out} exists and is not a folder; choose another --output.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputExistsError(f"{out} already exists and is not empty; pass --force to overwrite it.")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise UserInputError(f"cannot write into {parent}.")
 
 
 def _check_images(folder: Path, option: str) -> None:
@@ -43,27 +21,6 @@ def _check_images(folder: Path, option: str) -> None:
         raise UserInputError(f"{option} folder {folder} {what}.")
     if not find_images(folder):
         raise UserInputError(f"{option} folder {folder} contains no images ({', '.join(IMAGE_EXTENSIONS)}).")
-
-
-def _publish(staging: Path, out: Path, force: bool) -> None:
-    """Rename the finished staging folder to `out` (replacing it with --force) in one step."""
-    import os
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if out.exists() and any(out.iterdir()):
-        if not force:  # appeared while we were working
-            from edgesr.errors import OutputExistsError
-
-            raise OutputExistsError(f"{out} appeared while pruning; the result is in {staging}.")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    elif out.is_dir():
-        out.rmdir()
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @click.command("prune")
@@ -147,7 +104,10 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     target = Target.parse(target_text)
     if output_dir is None:
         raise UserInputError("--output/-o is required: the folder for the pruned model and its report.")
-    _check_output(output_dir, force)
+    from edgesr.utils.staging import StagedFolder
+
+    destination = StagedFolder(output_dir, force=force)
+    destination.check()
     if images is None and hr_dir is None:
         raise UserInputError("training images are needed: pass --images LR_DIR (LR only, distillation) "
                              "or --hr HR_DIR (L1 to HR + distillation).")
@@ -180,14 +140,8 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
 
     for d in datasets:  # a bad evaluation folder must fail now, not after the pruning run
         open_eval_dataset(d, resolved_scale, limit=eval_limit)
-    staging = _staging_dir(output_dir)
+    staging = destination.prepare(resume)
     from edgesr.prune import CHECKPOINT_NAME
-
-    if staging.exists() and not resume:
-        if not force:
-            raise UserInputError(f"an interrupted run left {staging}; pass --resume to continue it or --force to "
-                                 "start over.")
-        shutil.rmtree(staging)
 
     # ---- the work
     import copy
@@ -264,7 +218,7 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     text = json.dumps(_jsonable(report), indent=1, allow_nan=False) + "\n"
     write_text_atomic(staging / REPORT_NAME, text, force=True)
     (staging / CHECKPOINT_NAME).unlink(missing_ok=True)
-    _publish(staging, output_dir, force)
+    destination.publish()
     click.echo(f"wrote {output_dir}/ (config.json, weights.pth, {REPORT_NAME}); load it with "
                f"edgesr.prune.load_pruned('{output_dir}')")
 

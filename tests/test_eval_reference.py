@@ -13,9 +13,18 @@ from edgesr.models import create_model, list_pretrained
 
 CASES = [(v.name, ds) for v in list_pretrained() if v.name in
          ("rlfn_x4", "rlfn_x2", "rlfn_s_x4", "rlfn_ntire_x4", "rfdn_x4", "imdn_x4") for ds in ("Set5", "Set14")]
+# The NTIRE 2023/2024 winners (reference.md, "NTIRE efficient-SR winners after RLFN"); Set14 runs ~20 s each.
+CASES += [("span_ch28_x4", "Set5"), ("efdn_x4", "Set5"),
+          pytest.param("span_ch28_x4", "Set14", marks=pytest.mark.slow),
+          pytest.param("efdn_x4", "Set14", marks=pytest.mark.slow)]
 
 
-@pytest.mark.parametrize("variant,dataset", CASES, ids=[f"{v}-{d}" for v, d in CASES])
+def _case_id(case) -> str:
+    variant, dataset = case.values if hasattr(case, "values") else case
+    return f"{variant}-{dataset}"
+
+
+@pytest.mark.parametrize("variant,dataset", CASES, ids=[_case_id(c) for c in CASES])
 def test_psnr_ssim_match_official(variant: str, dataset: str, datasets_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("EDGESR_OFFLINE", "1")
     model = create_model(variant)

@@ -1,5 +1,5 @@
 """Building blocks shared by several architectures."""
-from edgesr.layers.scale import ValueScale
+from edgesr.layers.scale import ValueScale, ValueShift
 from edgesr.layers.upsample import PixelShuffleUpsampler, conv_layer
 
-__all__ = ["ValueScale", "PixelShuffleUpsampler", "conv_layer"]
+__all__ = ["ValueScale", "ValueShift", "PixelShuffleUpsampler", "conv_layer"]

@@ -21,7 +21,7 @@ from edgesr.models.registry import (
     register_model,
 )
 
-_ARCHITECTURES = ("rlfn", "rfdn", "imdn", "edsr", "rcan", "rdn", "drn", "rlfn_rep", "rfdn_rep")
+_ARCHITECTURES = ("rlfn", "rfdn", "imdn", "edsr", "rcan", "rdn", "drn", "rlfn_rep", "rfdn_rep", "span", "efdn")
 
 for _arch in _ARCHITECTURES:
     importlib.import_module(f"edgesr.models.{_arch}")

@@ -248,7 +248,8 @@ def resolve_weights(spec: str | os.PathLike, variant: PretrainedCfg | None = Non
             return candidate
 
     searched = ", ".join(str(d) for d in dirs)
-    url_part = f"Download it by hand from {variant.url} and place it" if variant.url else "Place it"
+    url_part = (f"Download it by hand from {variant.url} and place it as {filename}" if variant.url
+                else "Place it")
     if variant.url is None:
         raise WeightsError(
             f"{filename} ({variant.name}) was not found and has no download URL. Searched: {searched}. "

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgesr.layers.repconv import RepConv, convert_to_repconv
+from edgesr.layers.reparam import ReparamConv
+from edgesr.layers.repconv import convert_to_repconv
 from edgesr.models.registry import register_model
 from edgesr.models.rlfn import RLFN
 
@@ -24,15 +25,17 @@ _PAPER = ("RLFN (Kong et al., CVPRW 2022) trained with re-parameterizable convs 
 
 
 class RepModelMixin:
-    """`deploy` and `reparameterize()` for models built from `RepConv`s."""
+    """`deploy` and `reparameterize()` for models built from re-parameterizable blocks (`ReparamConv`:
+    RepConv, Conv3XC, EDBB)."""
 
     @property
     def deploy(self) -> bool:
-        """True once no `RepConv` is left (folded, or built with ``deploy=True``)."""
-        return not any(isinstance(m, RepConv) for m in self.modules())  # type: ignore[attr-defined]
+        """True once no training-time block is left (folded, or built with ``deploy=True``)."""
+        return not any(isinstance(m, ReparamConv) and not m.deploy
+                       for m in self.modules())  # type: ignore[attr-defined]
 
     def reparameterize(self) -> FoldReport:
-        """Fold every RepConv into a plain ``nn.Conv2d`` at the same path, in place. Idempotent.
+        """Fold every re-parameterizable block into a plain ``nn.Conv2d`` at the same path, in place. Idempotent.
 
         Same as ``edgesr.transforms.reparameterize(model, passes=["repconv"])``: afterwards the model has
         the plain architecture's state_dict. Run the full ``edgesr.transforms.reparameterize(model)`` for

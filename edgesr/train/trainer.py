@@ -8,7 +8,7 @@ Run folder (``config.output_dir``; only rank 0 writes)::
     stage{k}.pth             weights at the end of warm-start stage k (when stages > 1)
     model_best.pth           weights with the best validation PSNR (when validating)
     model_final.pth          final weights (the EMA weights when EMA is on), trainable form
-    model_folded.pth         re-parameterized weights (models with RepConv blocks)
+    model_folded.pth         re-parameterized weights (models with re-parameterizable blocks)
     result.json              the TrainResult summary
     tb/                      TensorBoard events (if tensorboard is installed)
 
@@ -139,11 +139,12 @@ def _environment(info: ddp_util.DistInfo) -> dict[str, Any]:
 
 
 def _has_repconv(model: nn.Module) -> bool:
+    """True when the model has training-time re-parameterizable blocks (RepConv, Conv3XC, EDBB) left."""
     try:
-        from edgesr.layers.repconv import RepConv
-    except ImportError:  # pragma: no cover - layers/repconv ships with edgesr.transforms
+        from edgesr.layers.reparam import ReparamConv
+    except ImportError:  # pragma: no cover - layers/reparam ships with edgesr.transforms
         return False
-    return any(isinstance(m, RepConv) and not m.deploy for m in model.modules())
+    return any(isinstance(m, ReparamConv) and not m.deploy for m in model.modules())
 
 
 class _Validator:
@@ -498,15 +499,15 @@ class _Run:
         return result
 
     def _fold(self, final: nn.Module) -> tuple[nn.Module | None, dict[str, Any]]:
-        """Fold RepConv blocks with `edgesr.transforms.reparameterize` (skipped if that is unavailable)
+        """Fold re-parameterizable blocks with `edgesr.transforms.reparameterize` (skipped if that is unavailable)
         and check the folded model computes the same function."""
         try:
             from edgesr.transforms import reparameterize
         except ImportError as exc:
-            log.warning("model has RepConv blocks but edgesr.transforms is unavailable (%s); not folded", exc)
+            log.warning("model has re-parameterizable blocks but edgesr.transforms is unavailable (%s); not folded", exc)
             return None, {"folded": False, "reason": f"edgesr.transforms unavailable: {exc}"}
         folded = copy.deepcopy(final).eval()
-        # Only the RepConv pass: the folded model keeps the plain architecture's state_dict (rlfn_rep ->
+        # Only the repconv pass: the folded model keeps the plain architecture's state_dict (rlfn_rep ->
         # rlfn), still trainable and loadable; export runs the full pipeline (value scaling, ...) itself.
         reparameterize(folded, passes=["repconv"])
         size = max(getattr(final, "min_input_size", 1), 32)
@@ -518,7 +519,7 @@ class _Run:
                                 "params_after": sum(p.numel() for p in folded.parameters())}
         if self.validator is not None:
             info["psnr"], info["ssim"] = self.validator(folded)
-        log.info("folded RepConv blocks: max |diff| %.2e on a random input", diff)
+        log.info("folded re-parameterizable blocks: max |diff| %.2e on a random input", diff)
         return folded, info
 
 

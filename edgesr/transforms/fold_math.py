@@ -20,6 +20,7 @@ Exactness, in one place:
 * ``add_identity`` (``conv(x) + s x``): a centre tap; exact for stride 1, odd kernels and 'same'
   alignment (the centre tap never reads padding).
 * ``fuse_conv_bn`` uses BatchNorm's running statistics (eval-mode semantics).
+* ``ungroup`` writes a grouped (e.g. depthwise) conv as the equivalent dense conv, so it can be composed.
 
 Arithmetic is done in float64 and cast back, so float32 folds lose no more than one rounding.
 """
@@ -42,6 +43,7 @@ __all__ = [
     "scale_input",
     "scale_input_blocker",
     "scale_output",
+    "ungroup",
 ]
 
 Scalar = float | int | torch.Tensor | Sequence[float]
@@ -187,6 +189,23 @@ def scale_input(conv: nn.Conv2d, a: Scalar, b: Scalar | None = None) -> nn.Conv2
 
 
 # ------------------------------------------------------------------------------------------ composition
+def ungroup(conv: nn.Conv2d) -> nn.Conv2d:
+    """The same conv with ``groups=1``: a block-diagonal dense weight (zeros across groups). Exact.
+
+    Lets a grouped or depthwise conv take part in `compose_convs` (e.g. EDBB's 1x1 -> depthwise Sobel).
+    """
+    g = conv.groups
+    if g == 1:
+        return _make_conv(conv, _hi(conv.weight), _hi(conv.bias) if conv.bias is not None else None)
+    w = _hi(conv.weight)  # [out, in/g, kh, kw]
+    out, cin_g = w.shape[0], w.shape[1]
+    out_g = out // g
+    dense = torch.zeros(out, cin_g * g, *w.shape[2:], dtype=torch.float64, device=w.device)
+    for i in range(g):
+        dense[i * out_g:(i + 1) * out_g, i * cin_g:(i + 1) * cin_g] = w[i * out_g:(i + 1) * out_g]
+    return _make_conv(conv, dense, _hi(conv.bias) if conv.bias is not None else None, groups=1)
+
+
 def _is_pointwise(conv: nn.Conv2d) -> bool:
     return _pair(conv.kernel_size) == (1, 1) and explicit_padding(conv) == (0, 0)
 

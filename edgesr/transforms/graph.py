@@ -1,6 +1,6 @@
 """Graph view for the fold passes: torch.fx tracing with convs as leaves, and in-place module surgery.
 
-Passes *analyse* a whole-model fx graph (convs, BatchNorm, ValueScale, PixelShuffle, RepConv are leaves,
+Passes *analyse* a whole-model fx graph (convs, BatchNorm, ValueScale, PixelShuffle, re-parameterizable blocks are leaves,
 so each is one ``call_module`` node whose target is its module path) and *apply* their result to the
 original model:
 
@@ -37,10 +37,10 @@ class TraceError(RuntimeError):
 
 
 def leaf_types() -> tuple[type, ...]:
-    from edgesr.layers.repconv import RepConv  # lazy: edgesr.layers.repconv imports edgesr.transforms
+    from edgesr.layers.reparam import ReparamConv  # lazy: edgesr.layers.reparam imports edgesr.transforms
 
     return (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.PixelShuffle, nn.Linear,
-            ValueScale, RepConv)
+            ValueScale, ReparamConv)
 
 
 class FoldTracer(torch.fx.Tracer):

@@ -44,22 +44,27 @@ def test_forward_backward_shape(name: str, scale: int) -> None:
 
 def test_expected_models_registered() -> None:
     names = set(list_models())
-    for required in ("rlfn", "rlfn_s", "rlfn_ntire", "rfdn", "imdn", "edsr", "edsr_baseline", "rcan", "rdn", "drn"):
+    for required in ("rlfn", "rlfn_s", "rlfn_ntire", "rfdn", "imdn", "edsr", "edsr_baseline", "rcan", "rdn", "drn",
+                     "span", "span_rep", "efdn", "efdn_rep"):
         assert required in names
     assert {v.name for v in list_pretrained()} >= {"rlfn_x4", "rlfn_x2", "rlfn_s_x4", "rlfn_s_x2",
-                                                     "rlfn_ntire_x4", "rfdn_x4", "imdn_x4"}
+                                                     "rlfn_ntire_x4", "rfdn_x4", "imdn_x4", "span_ch28_x4",
+                                                     "efdn_x4"}
 
 
-@pytest.mark.parametrize("name,params", [("rlfn", 543_740), ("rlfn_s", 470_208), ("rlfn_ntire", 317_218),
-                                         ("rfdn", 433_448), ("imdn", 893_936)])
-def test_official_param_counts(name: str, params: int) -> None:
-    model = create_model(name, scale=4)
+@pytest.mark.parametrize("name,params,cfg", [("rlfn", 543_740, {}), ("rlfn_s", 470_208, {}),
+                                             ("rlfn_ntire", 317_218, {}), ("rfdn", 433_448, {}),
+                                             ("imdn", 893_936, {}), ("span", 150_688, {"feature_channels": 28}),
+                                             ("efdn", 276_192, {})])
+def test_official_param_counts(name: str, params: int, cfg: dict) -> None:
+    model = create_model(name, scale=4, **cfg)
     assert sum(p.numel() for p in model.parameters()) == params
 
 
 def test_pretrained_metadata_is_complete() -> None:
     for cfg in list_pretrained():
-        assert cfg.url and cfg.url.startswith("https://") and cfg.url.endswith(cfg.filename)
+        # the local file name may differ from the upstream one (SPAN: team38_span_ch28_slim.pth)
+        assert cfg.url and cfg.url.startswith("https://") and cfg.url.endswith((".pth", ".safetensors"))
         assert cfg.sha256 and len(cfg.sha256) == 64
         assert cfg.input_range in (1.0, 255.0)
         assert cfg.input_range == get_model_entry(cfg.model).input_range

@@ -117,7 +117,7 @@ TINY: dict[str, dict] = {
     "imdn": {"nc": 16, "nb": 1},
 }
 # training-time re-parameterizable blocks compute with F.conv2d: fold them first (edgesr.transforms)
-KNOWN_UNSUPPORTED = {"rlfn_rep", "rfdn_rep"}
+KNOWN_UNSUPPORTED = {"rlfn_rep", "rfdn_rep", "span_rep", "efdn_rep"}
 
 
 def tiny(name: str) -> dict:

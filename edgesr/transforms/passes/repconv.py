@@ -1,4 +1,5 @@
-"""``repconv``: fold every `RepConv` (training-time branches) into one ``nn.Conv2d`` at the same path."""
+"""``repconv``: fold every re-parameterizable block (`edgesr.layers.reparam.ReparamConv`: RepConv, SPAN's
+Conv3XC, EFDN's EDBB) into one ``nn.Conv2d`` at the same path."""
 from __future__ import annotations
 
 from torch import nn
@@ -9,13 +10,13 @@ from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, regis
 
 @register_pass("repconv", order=10)
 class RepConvPass(FoldPass):
-    description = "RepConv branches (kxk, 1x1, identity, expand-squeeze) -> one kxk nn.Conv2d"
+    description = "re-parameterizable blocks (RepConv, Conv3XC, EDBB) -> one kxk nn.Conv2d each"
 
     def apply(self, model: nn.Module, ctx: FoldContext) -> PassOutcome:
-        from edgesr.layers.repconv import RepConv
+        from edgesr.layers.reparam import ReparamConv
 
         out = PassOutcome()
-        reps = [(name, m) for name, m in model.named_modules() if isinstance(m, RepConv)]
+        reps = [(name, m) for name, m in model.named_modules() if isinstance(m, ReparamConv)]
         if not reps:
             return out
         per_layer = ctx.profile(model).per_layer
@@ -23,7 +24,7 @@ class RepConvPass(FoldPass):
             convs = sum(1 for r in per_layer if r.name == name or r.name.startswith(name + "."))
             calls = convs // rep.num_convs()
             removed = convs - calls
-            if not name:  # the model is a RepConv itself: fold in place (keeps its own weight/bias)
+            if not name:  # the model is such a block itself: fold in place (keeps its own weight/bias)
                 if rep.deploy:
                     continue
                 rep.reparameterize()
@@ -31,5 +32,5 @@ class RepConvPass(FoldPass):
                 replace_module(model, name, rep.to_conv())
             out.changes += 1
             out.convs_removed += removed
-        out.notes.append(f"{out.changes} RepConv -> nn.Conv2d ({out.convs_removed} conv calls fewer)")
+        out.notes.append(f"{out.changes} re-parameterizable blocks -> nn.Conv2d ({out.convs_removed} conv calls fewer)")
         return out

@@ -48,7 +48,7 @@ from edgesr.prune import (  # noqa: E402
     fisher_step,
     save_pruned,
 )
-from edgesr.prune.report import format_table, measure_latencies, measure_model, ratios  # noqa: E402
+from edgesr.bench.prune_report import format_table, measure_latencies, measure_model, ratios  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SOURCE, REFERENCE = "rlfn_x4", "rlfn_ntire_x4"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import platform
 import re
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from edgesr.utils.nvidia import driver_version
 
 X86_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
              "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16")
@@ -83,31 +84,13 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
-def _nvidia_driver() -> str | None:
-    try:
-        text = Path("/proc/driver/nvidia/version").read_text()
-        match = re.search(r"Kernel Module\s+(?:for \S+\s+)?([\d.]+)", text)
-        if match:
-            return match.group(1)
-    except OSError:
-        pass
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
-            return out[0].strip() if out else None
-        except (OSError, subprocess.SubprocessError):
-            return None
-    return None
-
-
 def gpu_info() -> list[dict[str, Any]]:
     """CUDA GPUs seen by torch (empty without CUDA). Initialises CUDA when there is a GPU."""
     import torch
 
     if not torch.cuda.is_available():
         return []
-    driver = _nvidia_driver()
+    driver = driver_version()
     gpus = []
     for i in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(i)

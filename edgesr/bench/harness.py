@@ -108,7 +108,7 @@ class BenchReport:
                 "records": [asdict(r) for r in self.records]}
 
 
-def _input_image(h: int, w: int) -> np.ndarray:
+def latency_input(h: int, w: int) -> np.ndarray:
     """A real LR crop (DIV2K) of the requested size when the shared data exists, else noise."""
     from edgesr.paths import shared_dir
 
@@ -135,7 +135,7 @@ def _complexity(target: BenchTarget, size: tuple[int, int], cache: dict[int, Any
         return None
     key = id(model)
     if key not in cache:
-        from edgesr.bench.complexity import profile_complexity
+        from edgesr.analysis.complexity import profile_complexity
 
         cache[key] = profile_complexity(model, size)
     return cache[key]
@@ -236,7 +236,7 @@ def run_benchmark(targets: Sequence[BenchTarget], config: BenchConfig,
                     else:
                         from edgesr.bench.latency import measure_runner
 
-                        x = _input_image(*size)
+                        x = latency_input(*size)
                         shape = x.shape
                         stats = measure_runner(runner, x, warmup_s=config.warmup_s, min_iters=config.min_iters,
                                                min_seconds=config.min_seconds, max_seconds=config.max_seconds)

@@ -133,7 +133,7 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
             raise UserInputError(f"cannot read --latency-table {latency_table}: {exc}") from None
         if not isinstance(table, dict):
             raise UserInputError(f"--latency-table {latency_table} must hold a JSON object.")
-    from edgesr.prune.report import default_eval_datasets, resolve_eval_dataset
+    from edgesr.bench.prune_report import default_eval_datasets, resolve_eval_dataset
 
     datasets = [] if no_eval else ([resolve_eval_dataset(d) for d in eval_datasets] or default_eval_datasets())
     from edgesr.data import open_eval_dataset
@@ -148,7 +148,7 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
 
     from edgesr.cli.common import describe_model, load_model
     from edgesr.prune import crop_batches, fisher_prune, save_pruned
-    from edgesr.prune.report import format_table, measure_latencies, measure_model, ratios
+    from edgesr.bench.prune_report import format_table, measure_latencies, measure_model, ratios
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

@@ -1,32 +1,15 @@
-"""Wrap models as SR functions and run them on whole images."""
+"""The SR function type every backend is wrapped as, and running one on a whole image.
+
+numpy only: runtimes and exporters use `SRFunction` without importing torch.
+"""
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import nn
 
 SRFunction = Callable[[np.ndarray], np.ndarray]
-
-
-def torch_sr_function(model: nn.Module, device: str | torch.device = "cpu",
-                      dtype: torch.dtype = torch.float32, channels_last: bool = False) -> SRFunction:
-    """An SR function running `model` (0..1 in/out) under no_grad on `device`."""
-    device = torch.device(device)
-    model = model.eval().to(device=device, dtype=dtype)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
-        if channels_last:
-            t = t.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            y = model(t)
-        return y.float().cpu().numpy()
-
-    return run
+"""float32 NCHW RGB in 0..1 -> its upscaled array, same layout and range."""
 
 
 def upscale_array(fn: SRFunction, lr: np.ndarray, scale: int, *, tile: int = 0, halo: int = 16,

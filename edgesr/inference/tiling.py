@@ -113,14 +113,14 @@ def estimate_bytes_per_lr_pixel(model: "nn.Module", method: str = "acts", *, siz
     """Memory one LR input pixel costs `model` at inference, in bytes.
 
     method:
-      ``"acts"``: (input + every conv output (NTIRE #Acts, `edgesr.bench.complexity.profile_complexity`)
+      ``"acts"``: (input + every conv output (NTIRE #Acts, `edgesr.analysis.complexity.profile_complexity`)
           + the upscaled output) x `bytes_per_element` / pixels, at a `size` x `size` input. This is what
           the activations would take if nothing were freed: an upper bound for runtimes that free or reuse
           buffers (eager PyTorch, ONNX Runtime, TensorRT all do; it ignores non-conv intermediates, which
           those runtimes fuse or free), so tiles chosen from it are safe, not tight. RLFN x4: ~7.9 kB (a
           200 MiB budget then gives 96 px cores with a 32 px halo).
       ``"measured"``: the peak resident memory inference adds in a fresh child process running the model
-          with the torch CPU runner at `size` x `size` (`edgesr.bench.memory.measure_runner_memory`), per
+          in eager PyTorch on the CPU at `size` x `size` (`edgesr.analysis.memory.measure_model_memory`), per
           pixel. Includes allocator and library workspace overheads at that size; slow (a child process).
     """
     if method not in ("acts", "measured"):
@@ -130,15 +130,15 @@ def estimate_bytes_per_lr_pixel(model: "nn.Module", method: str = "acts", *, siz
     size = max(size, int(getattr(model, "min_input_size", 1) or 1))
     pixels = float(size * size)
     if method == "acts":
-        from edgesr.bench.complexity import profile_complexity
+        from edgesr.analysis.complexity import profile_complexity
 
         scale = int(getattr(model, "scale", 1) or 1)
         cx = profile_complexity(model, (size, size))
         elements = cx.acts + 3 * pixels * (1 + scale * scale)
         return elements * bytes_per_element / pixels
-    from edgesr.bench.memory import measure_runner_memory
+    from edgesr.analysis.memory import measure_model_memory
 
-    stats = measure_runner_memory(model, (1, 3, size, size), "torch", threads=1)
+    stats = measure_model_memory(model, (1, 3, size, size), threads=1)
     added = max(stats.peak_rss_mb - stats.baseline_rss_mb, 0.0) * _MIB
     return added / pixels
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesr.layers.reparam import ReparamConv
-from edgesr.transforms import fold_math
+from edgesr.layers import fold_math
 
 __all__ = ["Conv3XC"]
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesr.layers.reparam import ReparamConv, pad_with_bias
-from edgesr.transforms import fold_math
+from edgesr.layers import fold_math
 
 __all__ = ["EDBB", "EdgeBranch", "EDGE_FILTERS"]
 

@@ -1,7 +1,7 @@
 """Base class of the training-time multi-branch convolutions that fold exactly into one kxk conv.
 
 A subclass (`RepConv`, `Conv3XC`, `EDBB`) declares its branches and says how each one is a single conv on
-the block's input (`branch_convs`, built with `edgesr.transforms.fold_math`); everything else is shared:
+the block's input (`branch_convs`, built with `edgesr.layers.fold_math`); everything else is shared:
 
 * ``to_conv()`` sums the branches into one new ``nn.Conv2d`` (what the ``repconv`` fold pass puts at the
   block's path, so a folded model has the plain architecture's state_dict);
@@ -19,7 +19,7 @@ from torch import nn
 
 from typing import Callable, Iterable
 
-from edgesr.transforms import fold_math
+from edgesr.layers import fold_math
 
 __all__ = ["ReparamConv", "pad_with_bias", "replace_convs"]
 

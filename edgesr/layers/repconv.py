@@ -9,7 +9,7 @@ Training-time branches, all on the same input and summed (no activation inside; 
 * ``expand`` -> ``squeeze``: a 1x1 conv to ``expand_ratio * out`` channels then a kxk conv, as in ECB
   (Zhang et al., "Edge-oriented Convolution Block", ACM MM 2021). The kxk conv reads the 1x1 output
   padded with the 1x1's *bias*, not with zeros, so the branch folds exactly (a zero-padded intermediate
-  would not: see `edgesr.transforms.fold_math`) [+ BN after the kxk].
+  would not: see `edgesr.layers.fold_math`) [+ BN after the kxk].
 
 `reparameterize()` folds the branches in place into this module's own ``weight`` / ``bias`` (the same
 state_dict keys as an ``nn.Conv2d`` at this path), and ``RepConv(..., deploy=True)`` builds that form
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgesr.layers import fold_math
 from edgesr.layers.reparam import ReparamConv, pad_with_bias, replace_convs
-from edgesr.transforms import fold_math
 
 __all__ = ["RepConv", "convert_to_repconv"]
 

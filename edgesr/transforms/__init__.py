@@ -1,10 +1,9 @@
 """Model transforms for deployment.
 
 `reparameterize(model)` folds a model in place with exact passes (one module each in `passes/`,
-registered by name: `list_passes()`), and returns a `FoldReport`. `fold_math` holds the pure fold
-arithmetic the passes (and `edgesr.layers.repconv.RepConv`) use.
+registered by name: `list_passes()`), and returns a `FoldReport`. The fold arithmetic itself lives
+beside the layers it folds (`edgesr.layers.fold_math`, also used by `edgesr.layers.repconv.RepConv`).
 """
-from edgesr.transforms import fold_math
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, get_pass, list_passes, register_pass
 from edgesr.transforms.pipeline import FoldReport, PassResult, reparameterize
 
@@ -14,7 +13,6 @@ __all__ = [
     "FoldReport",
     "PassOutcome",
     "PassResult",
-    "fold_math",
     "get_pass",
     "list_passes",
     "register_pass",

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Sequence
 
 from torch import nn
 
-from edgesr.bench.complexity import Complexity, check_input_size
+from edgesr.analysis.complexity import Complexity, check_input_size
 from edgesr.errors import UserInputError, suggest
 from edgesr.transforms.registry import FoldContext, FoldPass, get_pass, list_passes
 
@@ -44,7 +44,7 @@ class PassResult:
 
 @dataclass(frozen=True)
 class FoldReport:
-    """What `reparameterize` did, pass by pass (MACs / #Acts at `input_size`, see `edgesr.bench.complexity`)."""
+    """What `reparameterize` did, pass by pass (MACs / #Acts at `input_size`, see `edgesr.analysis.complexity`)."""
 
     input_size: tuple[int, int]
     passes: tuple[PassResult, ...] = field(default_factory=tuple)

@@ -11,7 +11,7 @@ from typing import Callable
 
 from torch import nn
 
-from edgesr.bench.complexity import Complexity, profile_complexity
+from edgesr.analysis.complexity import Complexity, profile_complexity
 from edgesr.errors import UserInputError, suggest
 
 

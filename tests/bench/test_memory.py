@@ -1,42 +1,12 @@
-"""Peak memory: CPU RSS in a child process, CUDA peak allocation (logic tested with a fake)."""
+"""Peak memory of a runner: CPU RSS in a child process, CUDA only for the torch runner on a GPU."""
 from __future__ import annotations
 
 import pytest
+from torch import nn
 
-from edgesr.bench.memory import (CudaMemoryStats, measure_cpu_memory, measure_cuda_memory,
-                                 measure_runner_cuda_memory, measure_runner_memory)
+from edgesr.bench.memory import measure_runner_cuda_memory, measure_runner_memory
 from edgesr.errors import UserInputError
-
-WORKLOAD = '''
-import numpy as np
-
-def setup(mb):
-    keep = np.ones(8 * 2**20 // 8)          # loaded state: in the baseline, not in the delta
-    def run():
-        block = np.empty(int(mb * 2**20), dtype=np.uint8)
-        block[::4096] = 1                    # touch every page
-        return int(block[::4096].sum()) + int(keep[0])
-    return run
-'''
-
-
-def test_child_sees_a_known_allocation(tmp_path):
-    path = tmp_path / "workload.py"
-    path.write_text(WORKLOAD)
-    stats = measure_cpu_memory(f"{path}:setup", {"mb": 200})
-    assert stats.method == "vmhwm-reset"
-    assert stats.baseline_rss_mb > 8
-    assert stats.inference_mb == pytest.approx(200, rel=0.10)
-    assert stats.to_dict()["inference_mb"] == stats.inference_mb
-
-
-def test_child_errors_are_reported(tmp_path):
-    with pytest.raises(UserInputError, match="must be 'package.module:function'"):
-        measure_cpu_memory("no_function_here")
-    path = tmp_path / "broken.py"
-    path.write_text("def setup():\n    raise ZeroDivisionError('boom')\n")
-    with pytest.raises(RuntimeError, match="boom"):
-        measure_cpu_memory(f"{path}:setup")
+from edgesr.runtimes import create_runner
 
 
 def test_runner_memory_of_a_module():
@@ -48,47 +18,6 @@ def test_runner_memory_of_a_module():
     assert 0 <= stats.inference_mb < 200
 
 
-class FakeCuda:
-    def __init__(self, available=True):
-        self.available, self.allocated, self.peak, self.calls = available, 100 * 2**20, 0, []
-
-    def is_available(self):
-        return self.available
-
-    def synchronize(self, device=None):
-        self.calls.append("sync")
-
-    def memory_allocated(self, device=None):
-        return self.allocated
-
-    def reset_peak_memory_stats(self, device=None):
-        self.peak = self.allocated
-        self.calls.append("reset")
-
-    def max_memory_allocated(self, device=None):
-        return self.peak
-
-    def max_memory_reserved(self, device=None):
-        return self.peak + 2**20
-
-    def alloc(self, n):
-        self.peak = max(self.peak, self.allocated + n)
-
-
-def test_cuda_peak_logic_with_a_fake():
-    cuda = FakeCuda()
-    stats = measure_cuda_memory(lambda: cuda.alloc(50 * 2**20), iters=2, cuda=cuda)
-    assert isinstance(stats, CudaMemoryStats)
-    assert (stats.baseline_mb, stats.peak_mb, stats.inference_mb) == (100, 150, 50)
-    assert cuda.calls[:2] == ["sync", "reset"] and cuda.calls[-1] == "sync"
-
-
-def test_cuda_memory_fails_clearly_without_cuda():
-    with pytest.raises(UserInputError, match="CUDA GPU"):
-        measure_cuda_memory(lambda: None, cuda=FakeCuda(available=False))
-    from torch import nn
-
-    from edgesr.runtimes import create_runner
-
+def test_runner_cuda_memory_needs_the_torch_runner_on_cuda():
     with pytest.raises(UserInputError, match="torch runner on a CUDA device"):
         measure_runner_cuda_memory(create_runner(nn.Conv2d(3, 3, 1)), None)

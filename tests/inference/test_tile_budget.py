@@ -126,7 +126,7 @@ def test_plan_covers_every_pixel_once() -> None:
 
 
 def test_acts_estimate_of_rlfn() -> None:
-    from edgesr.bench.complexity import profile_complexity
+    from edgesr.analysis.complexity import profile_complexity
     from edgesr.models import create_model
 
     model = create_model("rlfn_x4")

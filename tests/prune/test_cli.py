@@ -102,7 +102,7 @@ def test_pruned_folder_exports_and_matches_in_onnxruntime(pruned_run, lr_images:
 
     from edgesr.data import find_images, read_image
     from edgesr.prune import load_pruned
-    from edgesr.prune.report import ModelMeasurement, measure_latencies
+    from edgesr.bench.prune_report import ModelMeasurement, measure_latencies
 
     out, _ = pruned_run
     code, stdout, err = run_main(capsys, "export", MODEL, "--pruned", str(out), "-o", str(tmp_path),
@@ -214,7 +214,7 @@ def test_force_replaces_an_existing_result(tmp_path: Path, lr_images: Path, caps
 # -------------------------------------------------------------------------------------------------- report helpers
 
 def test_report_table_and_ratios() -> None:
-    from edgesr.prune.report import ModelMeasurement, format_table, ratios
+    from edgesr.bench.prune_report import ModelMeasurement, format_table, ratios
 
     a = ModelMeasurement("big", params=1000, macs=2_000_000_000, ntire_flops=2_100_000_000, acts=5_000_000, convs=4,
                          quality={"Set5": {"psnr": 32.0, "ssim": 0.9, "images": 5}}, latency_ms=10.0,

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgesr.transforms import fold_math as fm
+from edgesr.layers import fold_math as fm
 
 TOL = 1e-10
 

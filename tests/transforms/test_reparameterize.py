@@ -12,13 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from edgesr.bench.complexity import profile_complexity
+from edgesr.analysis.complexity import profile_complexity
 from edgesr.data.image_io import read_image, to_tensor
 from edgesr.errors import UserInputError
 from edgesr.layers.mean_shift import MeanShift
 from edgesr.layers.scale import ValueScale
 from edgesr.models import create_model
-from edgesr.transforms import fold_math, list_passes, reparameterize
+from edgesr.layers import fold_math
+from edgesr.transforms import list_passes, reparameterize
 from edgesr.transforms.passes.conv_chain import ConvChainPass
 
 TOL = {torch.float64: 1e-6, torch.float32: 1e-3}
@@ -68,7 +69,7 @@ def test_each_pass_keeps_output_and_claims_its_conv_count(name: str, dtype: torc
         state = {k: v.clone() for k, v in model.state_dict().items()}
         entry = reparameterize(model, passes=[pass_name], input_size=SIZE)[pass_name]
         assert entry.changes == EXPECTED[name].get(pass_name, 0), (pass_name, entry.notes)
-        # measured (edgesr.bench.complexity) vs claimed (the pass)
+        # measured (edgesr.analysis.complexity) vs claimed (the pass)
         assert entry.convs_before == convs and entry.convs_before - entry.convs_after == entry.convs_removed
         convs = entry.convs_after
         if not entry.changes:  # nothing claimed: nothing touched

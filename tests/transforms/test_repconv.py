@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgesr.bench.complexity import profile_complexity
+from edgesr.analysis.complexity import profile_complexity
 from edgesr.layers.repconv import RepConv
 from edgesr.models import create_model, get_model_entry
-from edgesr.transforms import fold_math, reparameterize
+from edgesr.layers import fold_math
+from edgesr.transforms import reparameterize
 
 
 def _randomize_bn(module: nn.Module) -> None:

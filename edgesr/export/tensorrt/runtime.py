@@ -77,9 +77,9 @@ def _torch_gpu(index: int) -> GpuInfo | None:
     if not torch.cuda.is_available() or index >= torch.cuda.device_count():
         return None
     p = torch.cuda.get_device_properties(index)
-    from edgesr.bench.env import _nvidia_driver
+    from edgesr.utils.nvidia import driver_version
 
-    return GpuInfo(p.name, f"{p.major}.{p.minor}", index, round(p.total_memory / 1024 ** 3, 1), _nvidia_driver())
+    return GpuInfo(p.name, f"{p.major}.{p.minor}", index, round(p.total_memory / 1024 ** 3, 1), driver_version())
 
 
 def _smi_gpu(index: int) -> GpuInfo | None:

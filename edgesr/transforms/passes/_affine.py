@@ -10,7 +10,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from edgesr.transforms import fold_math
+from edgesr.layers import fold_math
 from edgesr.transforms.graph import data_users, get_module, is_conv2d, producer_conv, replace_module
 
 

@@ -1,6 +1,6 @@
 """``conv_chain``: compose two convs with nothing between them (1x1 -> 1x1, 1x1 -> kxk, kxk -> 1x1).
 
-Two cases, decided by the cost measured with `edgesr.bench.complexity` at the report's input size:
+Two cases, decided by the cost measured with `edgesr.analysis.complexity` at the report's input size:
 
 * the first conv's output is read only by the second: the pair becomes one conv (the first module is
   replaced by ``nn.Identity``, the second by the composed conv). One conv call and the intermediate
@@ -22,8 +22,8 @@ import math
 import torch.fx
 from torch import nn
 
-from edgesr.bench.complexity import Complexity
-from edgesr.transforms import fold_math
+from edgesr.analysis.complexity import Complexity
+from edgesr.layers import fold_math
 from edgesr.transforms.graph import (TraceError, data_users, is_conv2d, module_calls, owner_path,
                                      relative, replace_module, rewrite_owner, shape_users, trace)
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass

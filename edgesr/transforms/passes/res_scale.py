@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.fx
 from torch import nn
 
-from edgesr.transforms import fold_math
+from edgesr.layers import fold_math
 from edgesr.transforms.graph import (MUL_TARGETS, FoldTracer, TraceError, data_users, is_conv2d, module_calls,
                                      replace_module, trace)
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass

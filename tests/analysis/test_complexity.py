@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgesr.bench.complexity import profile_complexity
+from edgesr.analysis.complexity import profile_complexity
 from edgesr.errors import UserInputError
 from edgesr.models import create_model
 

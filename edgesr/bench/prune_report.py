@@ -1,13 +1,13 @@
 """Before/after measurements of a pruned model (what ``edgesr prune`` prints and the pruning benchmark tabulates).
 
-    from edgesr.prune.report import measure_model, measure_latencies, format_table
+    from edgesr.bench.prune_report import measure_model, measure_latencies, format_table
 
     before = measure_model(original, "rlfn_x4", datasets=["Set5"])          # complexity + PSNR/SSIM
     after = measure_model(pruned, "pruned", datasets=["Set5"])
     measure_latencies([before, after], [original, pruned], threads=2)       # ONNX Runtime CPU, interleaved
     print(format_table([before, after], markdown=True))
 
-* Complexity uses the NTIRE definitions at a 1x3x256x256 LR input (`edgesr.bench.complexity`): params,
+* Complexity uses the NTIRE definitions at a 1x3x256x256 LR input (`edgesr.analysis.complexity`): params,
   conv MACs (the "flops" pruning target), NTIRE FLOPs (MACs + activation/BN elements, what the NTIRE
   reports call "FLOPs"), #Acts (conv output elements) and #Conv.
 * Quality is Y-channel PSNR/SSIM (border = scale) of PyTorch eager via `edgesr.evaluate`.
@@ -19,7 +19,6 @@ Library code: nothing here prints (progress goes through an optional callback).
 """
 from __future__ import annotations
 
-import logging
 import math
 import tempfile
 import time
@@ -30,8 +29,6 @@ from typing import Any, Callable, Mapping, Sequence
 from torch import nn
 
 from edgesr.errors import UserInputError
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ModelMeasurement", "default_eval_datasets", "format_table", "measure_complexity",
            "measure_latencies", "measure_model", "measure_quality", "ratios", "resolve_eval_dataset"]
@@ -76,7 +73,7 @@ class ModelMeasurement:
 
 def measure_complexity(model: nn.Module, input_size: Sequence[int] | int = (256, 256)) -> dict[str, int]:
     """params / macs (conv MACs) / ntire_flops / acts / convs of `model` for a 1x3xHxW input."""
-    from edgesr.bench.complexity import profile_complexity
+    from edgesr.analysis.complexity import profile_complexity
 
     c = profile_complexity(model, input_size)
     return {"params": int(c.params), "macs": int(c.macs), "ntire_flops": int(c.ntire_flops), "acts": int(c.acts),
@@ -148,13 +145,6 @@ def measure_model(model: nn.Module, label: str, *, datasets: Sequence[str | Path
     return m
 
 
-def _latency_input(h: int, w: int):
-    """A real DIV2K LR crop (noise without the shared data), float32 1x3xHxW in 0..1."""
-    from edgesr.bench.harness import _input_image
-
-    return _input_image(h, w)
-
-
 def measure_latencies(measurements: Sequence[ModelMeasurement], models: Sequence[nn.Module | str | Path], *,
                       threads: int = 2,
                       input_size: Sequence[int] | int = (256, 256), min_runs: int = 20, min_seconds: float = 0.0,
@@ -166,7 +156,6 @@ def measure_latencies(measurements: Sequence[ModelMeasurement], models: Sequence
     into `work_dir` (default: a temporary folder); a path is taken as an exported ``.onnx`` file (float
     RGB 0..1 I/O). Then the runners are called in alternating rounds of `round_size` calls until each
     has at least `min_runs` timed calls and `min_seconds` of timing.
-    When edgesr's exporter or runtimes cannot be imported, the latency stays None with a note.
     """
     if len(measurements) != len(models):
         raise ValueError("one measurement per model")
@@ -175,15 +164,11 @@ def measure_latencies(measurements: Sequence[ModelMeasurement], models: Sequence
     h, w = (int(v) for v in input_size)
     if threads < 1 or min_runs < 1 or round_size < 1:
         raise UserInputError("threads, min_runs and round_size must be positive.")
-    try:
-        from edgesr.export import ExportOptions, export_onnx
-        from edgesr.runtimes import create_runner
-    except ImportError as exc:  # the export/runtime packages are optional pieces of a partial install
-        for m in measurements:
-            m.notes.append(f"latency not measured: {exc}")
-        log.warning("latency not measured: %s", exc)
-        return
     import numpy as np
+
+    from edgesr.bench.harness import latency_input
+    from edgesr.export import ExportOptions, export_onnx
+    from edgesr.runtimes import create_runner
 
     with tempfile.TemporaryDirectory(prefix="edgesr-prune-lat-") as tmp:
         folder = Path(work_dir) if work_dir is not None else Path(tmp)
@@ -201,7 +186,7 @@ def measure_latencies(measurements: Sequence[ModelMeasurement], models: Sequence
                 runner = create_runner(path, "onnxruntime", threads=threads)
                 runner.activate()
                 runners.append(runner)
-            x = _latency_input(h, w)
+            x = latency_input(h, w)
             round_size = min(round_size, min_runs)
             for runner in runners:
                 for _ in range(warmup):

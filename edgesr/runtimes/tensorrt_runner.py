@@ -1,10 +1,10 @@
-"""TensorRT engine runner (NVIDIA GPU; ``pip install edgesr[tensorrt]``).
+"""TensorRT engine runner (NVIDIA GPU; ``pip install edgesr[tensorrt]``), on Polygraphy's `TrtRunner`.
 
-Run sequence (TensorRT 10/11, docs/deploy.md): ``Runtime.deserialize_cuda_engine`` -> ``create_execution_context``
--> per call ``set_input_shape(input, shape)`` -> ``get_tensor_shape(output)`` -> ``set_tensor_address`` for
-both (torch CUDA tensors are the buffers) -> ``execute_async_v3(stream)`` on the runner's own torch CUDA
-stream. Each call records ``h2d`` / ``compute`` / ``d2h`` with CUDA events, so ``compute`` is engine time
-without the transfers. One runner (one execution context) per thread.
+Polygraphy deserializes the engine (`engine_from_bytes`) and runs it (`TrtRunner`: execution context,
+``set_input_shape``, tensor addresses, output allocator, ``execute_async_v3`` on its own CUDA stream). The
+input goes to the GPU as a torch CUDA tensor first, so each call records ``h2d`` / ``compute`` / ``d2h`` with
+CUDA events and ``compute`` is engine time without the transfers. One runner (one execution context) per
+thread.
 
 Before loading, the engine's sidecar (``<name>.json``, written by `edgesr export --format trt`) is compared
 with this machine: another TensorRT version or GPU architecture is a clear error naming both. The sidecar
@@ -68,13 +68,11 @@ class TensorRTRunner(BaseRunner):
         self.meta: dict[str, Any] = {}
         self.compat_warnings: list[str] = []
         self.engine: Any = None
-        self.context: Any = None
-        self._runtime: Any = None
-        self._buffers: dict[str, Any] = {}
+        self._runner: Any = None
         self.profile: Any = None
         self.gpu: Any = None
 
-    # ---- device hooks (tests replace these to run the bookkeeping on CPU with a fake TensorRT) ----------
+    # ---- device hooks (tests replace these to run the bookkeeping on CPU with a fake TensorRT and CUDA) ----
     def _setup_device(self) -> Any:
         import torch
 
@@ -89,16 +87,14 @@ class TensorRTRunner(BaseRunner):
         props = torch.cuda.get_device_properties(index)
         self.gpu = GpuInfo(props.name, f"{props.major}.{props.minor}", index)
         torch.cuda.set_device(index)
-        self._stream = torch.cuda.Stream(device=dev)
         return dev
 
-    def _stream_context(self) -> Any:
+    def _to_device(self, x: np.ndarray) -> Any:
+        """The input as a torch tensor on the runner's device (synchronous: TrtRunner runs on its own stream)."""
         import torch
 
-        return torch.cuda.stream(self._stream)
-
-    def _stream_handle(self) -> int:
-        return int(self._stream.cuda_stream)
+        host = torch.from_numpy(np.ascontiguousarray(x))
+        return host.pin_memory().to(self.device) if self.device.type == "cuda" else host
 
     def _timer(self) -> Any:
         from edgesr.runtimes.torch_runner import CudaStageTimer
@@ -107,7 +103,7 @@ class TensorRTRunner(BaseRunner):
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def activate_impl(self) -> None:
-        from edgesr.export.tensorrt.build import make_logger
+        from edgesr.export.tensorrt.build import load_engine, polygraphy_quiet
         from edgesr.export.tensorrt.profiles import ProfileShapes
         from edgesr.export.tensorrt.runtime import check_engine_compat
 
@@ -123,17 +119,15 @@ class TensorRTRunner(BaseRunner):
             self.compat_warnings = check_engine_compat(built, version, self.gpu, f"engine {self.path.name}")
             for w in self.compat_warnings:
                 log.warning("%s", w)
-        logger = make_logger(trt)
-        self._runtime = trt.Runtime(logger)
-        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        engine = load_engine(trt, self.path.read_bytes())
         if engine is None:
             origin = (f" It was built with TensorRT {built.get('version')} for compute capability "
                       f"{(built.get('gpu') or {}).get('compute_capability')}." if built else
                       " (no sidecar says which TensorRT/GPU built it)")
             raise UserInputError(f"TensorRT {version} cannot load {self.path} on {getattr(self.gpu, 'name', 'this GPU')} "
                                  f"(compute capability {getattr(self.gpu, 'compute_capability', '?')}).{origin} "
-                                 f"TensorRT said: {'; '.join(logger.errors[-3:]) or 'nothing'}. Rebuild the engine "
-                                 "here with `edgesr export MODEL --format trt`.")
+                                 "TensorRT's messages are above. Rebuild the engine here with "
+                                 "`edgesr export MODEL --format trt`.")
         self.engine = engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -154,17 +148,23 @@ class TensorRTRunner(BaseRunner):
                                       model_output_dtype=self.output_dtype, sidecar_path=side)
         self.io = self.artifact.io
         self.scale = self._scale_override or self.artifact.scale or self.scale
-        self.context = engine.create_execution_context()
-        if self.context is None:
+        from polygraphy.backend.trt import TrtRunner
+        from polygraphy.exception import PolygraphyException
+
+        self._runner = TrtRunner(engine, name=self.name)
+        try:
+            with polygraphy_quiet():
+                self._runner.activate()
+        except PolygraphyException as exc:
+            self._runner = None
             raise UserInputError(f"TensorRT could not create an execution context for {self.path.name} (out of GPU "
-                                 f"memory? it needs {self.device_memory_bytes or '?'} bytes): "
-                                 + "; ".join(logger.errors[-3:]))
+                                 f"memory? it needs {self.device_memory_bytes or '?'} bytes): {exc}") from None
 
     def deactivate_impl(self) -> None:
-        self.context = None
+        if self._runner is not None:
+            self._runner.deactivate()
+        self._runner = None
         self.engine = None
-        self._runtime = None
-        self._buffers.clear()
 
     # ---- spec and limits -------------------------------------------------------------------------------
     def get_input_spec(self) -> InputSpec:
@@ -188,28 +188,13 @@ class TensorRTRunner(BaseRunner):
 
     @property
     def device_memory_bytes(self) -> int | None:
-        if self.engine is None:
-            return None
-        value = getattr(self.engine, "device_memory_size_v2", None)
-        if value is None:
-            value = getattr(self.engine, "device_memory_size", None)
-        return int(value) if value is not None else None
+        from edgesr.export.tensorrt.build import device_memory_bytes
+
+        return None if self.engine is None else device_memory_bytes(self._trt, self.engine)
 
     # ---- inference --------------------------------------------------------------------------------------
-    def _output_buffer(self, shape: tuple[int, ...]) -> Any:
-        import torch
-
-        buf = self._buffers.get("output")
-        if buf is None or tuple(buf.shape) != shape:
-            dtype = {np.float32: torch.float32, np.float16: torch.float16, np.uint8: torch.uint8,
-                     np.int8: torch.int8, np.int32: torch.int32, np.int64: torch.int64,
-                     np.bool_: torch.bool}[self.output_dtype]
-            buf = torch.empty(shape, dtype=dtype, device=self.device)
-            self._buffers["output"] = buf
-        return buf
-
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        import torch
+        from polygraphy.exception import PolygraphyException
 
         if not self.profile.contains(x.shape):
             raise UserInputError(
@@ -217,26 +202,19 @@ class TensorRTRunner(BaseRunner):
                 f"tile the image (edgesr upscale --engine tiles to fit) or rebuild with a larger --max-shape.")
         if x.dtype != self.input_dtype:
             x = x.astype(self.input_dtype)
-        with self._stream_context():  # every copy, the engine and the timing events on the runner's stream
-            timer = self._timer()
-            host = torch.from_numpy(np.ascontiguousarray(x))
-            if self.device.type == "cuda":
-                host = host.pin_memory()
-            inp = host.to(self.device, non_blocking=True)
-            timer.mark("h2d")
-            if not self.context.set_input_shape(self.input_name, tuple(int(d) for d in x.shape)):
-                raise UserInputError(f"TensorRT rejected input shape {tuple(x.shape)} ({self.profile.describe()}).")
-            out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self.output_name))
-            out = self._output_buffer(out_shape)
-            self.context.set_tensor_address(self.input_name, int(inp.data_ptr()))
-            self.context.set_tensor_address(self.output_name, int(out.data_ptr()))
-            if not self.context.execute_async_v3(self._stream_handle()):
-                raise RuntimeError(f"TensorRT execute_async_v3 failed on {self.path.name} for input {tuple(x.shape)}")
-            timer.mark("compute")
-            result = out.to("cpu").numpy().copy()
-            timer.mark("d2h")
+        timer = self._timer()
+        inp = self._to_device(x)
+        timer.mark("h2d")
+        try:
+            out = self._runner.infer({self.input_name: inp}, copy_outputs_to_host=False)[self.output_name]
+        except PolygraphyException as exc:
+            raise UserInputError(f"TensorRT could not run {self.path.name} on input {tuple(x.shape)} "
+                                 f"({self.profile.describe()}): {exc}") from None
+        timer.mark("compute")
+        result = out.cpu().numpy() if hasattr(out, "cpu") else out.numpy()  # torch CUDA tensor or DeviceView
+        timer.mark("d2h")
         self._stages = timer.finish()
-        return result
+        return np.array(result, copy=True)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

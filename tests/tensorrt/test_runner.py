@@ -1,7 +1,8 @@
-"""TensorRTRunner bookkeeping with a fake TensorRT on CPU buffers, and the version / GPU compatibility rules."""
+"""TensorRTRunner on Polygraphy's TrtRunner, with fakes of TensorRT and of the CUDA runtime under Polygraphy
+(host-memory buffers): edgesr's own parts (sidecar conventions, profile limits, stage timing, version / GPU
+compatibility rules, clear errors)."""
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import numpy as np
@@ -16,7 +17,7 @@ from edgesr.runtimes.torch_runner import WallStageTimer
 
 
 class CpuRunner(TensorRTRunner):
-    """The real runner with its CUDA hooks replaced: buffers in host memory, wall-clock stages."""
+    """The real runner with its torch CUDA hooks replaced: input as a CPU tensor, wall-clock stages."""
 
     gpu_for_test = GpuInfo("NVIDIA GeForce RTX 4090", "8.9")
 
@@ -24,22 +25,16 @@ class CpuRunner(TensorRTRunner):
         self.gpu = self.gpu_for_test
         return torch.device("cpu")
 
-    def _stream_context(self):
-        return contextlib.nullcontext()
-
-    def _stream_handle(self) -> int:
-        return 0
-
     def _timer(self):
         return WallStageTimer()
 
 
 @pytest.fixture
-def built(fake_trt, gpu, tiny_exports, tmp_path, monkeypatch):
-    """An engine + sidecar built by the fake from the tiny uint8-I/O export; the fake is importable as tensorrt."""
+def built(fake_trt, fake_cudart, gpu, tiny_exports, tmp_path):
+    """An engine + sidecar built by the fake from the tiny uint8-I/O export (the fake is the `tensorrt` that
+    Polygraphy imports; CUDA memory is host memory)."""
     trt = fake_trt("10.13.0.35")
     res = engine_from_onnx(tiny_exports["uint8"], tmp_path / "tiny_trt.engine", TrtBuildOptions(), trt=trt, gpu=gpu)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
     return res, trt
 
 
@@ -61,9 +56,10 @@ def test_runner_runs_with_sidecar_io_and_profile(built):
     expected = np.repeat(np.repeat(np.rint(x * 255) / 255, 2, axis=2), 2, axis=3)  # uint8 in, uint8 out
     np.testing.assert_allclose(y, expected, atol=1e-6)
     calls = trt.calls[trt.calls.index("create_execution_context"):]
-    first = [c for c in calls if c.startswith(("set_input_shape", "set_tensor_address", "execute"))][:4]
+    first = [c for c in calls if c.startswith(("set_input_shape", "set_tensor_address", "set_output_allocator",
+                                               "execute"))][:4]
     assert first == ["set_input_shape(input, (1, 3, 20, 28))", "set_tensor_address(input)",
-                     "set_tensor_address(output)", "execute_async_v3(0)"]
+                     "set_output_allocator(output)", "execute_async_v3"]
 
 
 def test_runner_upscale_cli_tiles_inside_the_profile(built, tmp_path, monkeypatch):
@@ -74,7 +70,7 @@ def test_runner_upscale_cli_tiles_inside_the_profile(built, tmp_path, monkeypatc
     from click.testing import CliRunner
 
     res, trt = built
-    for hook in ("_setup_device", "_stream_context", "_stream_handle", "_timer"):
+    for hook in ("_setup_device", "_timer"):
         monkeypatch.setattr(TensorRTRunner, hook, getattr(CpuRunner, hook))
     monkeypatch.setattr(TensorRTRunner, "gpu_for_test", CpuRunner.gpu_for_test, raising=False)
     src = tmp_path / "lr.png"

@@ -1,20 +1,21 @@
-"""ONNX -> serialized TensorRT engine + its sidecar JSON (TensorRT 10.x and 11.x Python API).
+"""ONNX -> serialized TensorRT engine + its sidecar JSON, built with Polygraphy (TensorRT 10.x and 11.x).
 
-The build follows TensorRT's documented sequence (docs/deploy.md):
+The TensorRT steps are Polygraphy's loaders (`polygraphy.backend.trt`), maintained with TensorRT itself:
 
-    Builder(logger) -> create_network(1 << STRONGLY_TYPED) -> OnnxParser(network, logger).parse_from_file
-    (every parser error reported) -> create_builder_config -> set_memory_pool_limit(WORKSPACE)
-    -> create_optimization_profile().set_shape(input, min, opt, max) -> add_optimization_profile
-    -> create_timing_cache(bytes of the cache file, or b"") -> set_timing_cache(cache, ignore_mismatch=False)
-    -> builder_optimization_level -> hardware_compatibility_level -> profiling_verbosity = DETAILED
-    -> build_serialized_network -> timing cache saved (get_timing_cache().serialize(), written atomically)
-    -> Runtime.deserialize_cuda_engine (I/O tensors, profile, device memory, engine-inspector layer JSON)
+    network_from_onnx_path(onnx, strongly_typed=...)              Builder, network, OnnxParser.parse_from_file
+    create_config(builder, network, profiles=[Profile], memory_pool_limits={WORKSPACE: ...},
+                  load_timing_cache=..., builder_optimization_level=..., hardware_compatibility_level=...,
+                  profiling_verbosity=DETAILED, fp16/int8 (10.x weak typing only), use_dla=...)
+    engine_bytes_from_network((builder, network, parser), config)  build_serialized_network
+    engine_from_bytes(plan)                                        Runtime.deserialize_cuda_engine
 
-Precision follows TensorRT 11: the network is strongly typed, so the ONNX's own types decide (an FP16 ONNX
-gives FP16 layers, Q/DQ nodes give INT8 layers). Only on TensorRT 10.x, and only when asked for FP16 from an
-FP32 ONNX, the deprecated FP16 builder flag is used instead (weak typing); TensorRT 11 removed it, and the
-build then fails with a message saying to export an FP16 ONNX. Features are detected with hasattr and the
-major version, never assumed. `trt` (the module) and `gpu` are parameters so that tests can pass fakes.
+What stays edgesr's own: the precision decision (TensorRT 11 removed the FP16/INT8 builder flags, so FP16
+means an FP16 ONNX built strongly typed; the FP16 flag is a TensorRT 10.x fallback for an FP32 ONNX, INT8
+means Q/DQ nodes), the profile taken from the ONNX sidecar, the report of every ONNX parser error (Polygraphy
+only logs them), the timing cache file (read before, merged and written atomically after the build, with a
+warning when TensorRT refuses an old one), the engine inspection (I/O tensors, profile, device memory,
+engine-inspector layer JSON) and the engine sidecar. `trt` (the module) and `gpu` are parameters so that
+tests can pass fakes; Polygraphy imports the same `tensorrt` module.
 
 The engine sidecar (``<name>.json`` beside ``<name>.engine``) is the ONNX artifact's sidecar (same schema:
 I/O names and conventions, scale, alignment, min size, halo, parity) with ``artifact`` describing the engine,
@@ -26,10 +27,12 @@ flags used, e.g. ["FP16"]), ``builder_options`` {workspace_mb, opt_level, hardwa
 profiling_verbosity, timing_cache (file name), timing_cache_reused, dla_core, version_compatible},
 ``profiles`` [{"input": {min, opt, max}}], ``io_tensors`` [{name, mode, dtype, shape}],
 ``device_memory_bytes``, ``layers`` (summary of the engine inspector: count, per type, per precision),
-``layer_info`` (the inspector's JSON), ``source_onnx`` {file, sha256}, ``build_seconds``.
+``layer_info`` (the inspector's JSON), ``source_onnx`` {file, sha256}, ``build_seconds``, ``builder``
+("polygraphy <version>").
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -38,7 +41,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from edgesr.errors import ExportError, UserInputError
 from edgesr.export.tensorrt.profiles import ProfileShapes, profile_from_dict
@@ -141,31 +144,6 @@ def read_engine_sidecar(engine: str | Path) -> dict[str, Any]:
     return data
 
 
-# ---- logger ----------------------------------------------------------------------------------------
-_SEVERITY = {0: "INTERNAL_ERROR", 1: "ERROR", 2: "WARNING", 3: "INFO", 4: "VERBOSE"}
-_LEVEL = {0: logging.ERROR, 1: logging.ERROR, 2: logging.WARNING, 3: logging.DEBUG, 4: logging.DEBUG}
-
-
-def make_logger(trt: ModuleType) -> Any:
-    """A trt.ILogger that forwards to `logging` and keeps errors/warnings for error messages."""
-
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)  # TensorRT's docs: call the base initialiser explicitly
-            self.errors: list[str] = []
-            self.warnings: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            try:
-                level = int(severity)
-            except (TypeError, ValueError):
-                level = 3
-            (self.errors if level <= 1 else self.warnings if level == 2 else []).append(msg)
-            log.log(_LEVEL.get(level, logging.DEBUG), "TensorRT %s: %s", _SEVERITY.get(level, level), msg)
-
-    return _Logger()
-
-
 # ---- helpers ---------------------------------------------------------------------------------------
 def _call(obj: Any, name: str, default: Any = None) -> Any:
     fn = getattr(obj, name, None)
@@ -226,10 +204,9 @@ def _sha256(path: Path) -> str:
 def decide_precision(trt: ModuleType, options: TrtBuildOptions, onnx_fp16: bool,
                      onnx_qdq: int) -> tuple[bool, list[str], list[str], bool]:
     """(strongly_typed, builder flags to set, notes, int8) for this TensorRT and ONNX; UserInputError when
-    the combination cannot be built."""
+    the combination cannot be built. The FP16/INT8 builder flags exist in TensorRT 10.x only."""
     major = trt_major(trt)
     version = trt_version(trt)
-    has_flag = {name: hasattr(getattr(trt, "BuilderFlag", object), name) for name in ("FP16", "INT8")}
     notes: list[str] = []
     if options.int8 and not onnx_qdq:
         raise UserInputError("INT8 engines come from a Q/DQ ONNX (explicit quantization; TensorRT 11 removed the "
@@ -247,7 +224,7 @@ def decide_precision(trt: ModuleType, options: TrtBuildOptions, onnx_fp16: bool,
         if strong:
             raise UserInputError("a strongly typed network keeps the ONNX's types, and this ONNX is FP32: export it "
                                  "with --fp16 (an FP16 ONNX) for an FP16 engine.")
-        if not has_flag["FP16"] or major >= 11:
+        if major >= 11:
             raise UserInputError(f"TensorRT {version} has no FP16 builder flag (removed in TensorRT 11: precision comes "
                                  "from the ONNX types). Build from an FP16 ONNX: `edgesr export MODEL --format trt "
                                  "--fp16` exports one.")
@@ -259,10 +236,8 @@ def decide_precision(trt: ModuleType, options: TrtBuildOptions, onnx_fp16: bool,
         strong = True
     if not strong:
         if int8:
-            if not has_flag["INT8"]:
-                raise UserInputError(f"TensorRT {version} has no INT8 builder flag; build the Q/DQ ONNX strongly typed.")
             flags.append("INT8")
-        if onnx_fp16 and "FP16" not in flags and has_flag["FP16"]:
+        if onnx_fp16 and "FP16" not in flags:
             flags.append("FP16")
     return bool(strong), flags, notes, int8
 
@@ -282,6 +257,110 @@ def _dims(value: Any) -> list[int]:
 
 
 # ---- the build ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def polygraphy_quiet() -> Iterator[None]:
+    """Polygraphy's own log at ERROR (INFO when edgesr logs at DEBUG): edgesr prints its own summary."""
+    from polygraphy.logger import G_LOGGER
+
+    with G_LOGGER.verbosity(G_LOGGER.INFO if log.isEnabledFor(logging.DEBUG) else G_LOGGER.ERROR):
+        yield
+
+
+def _polygraphy_version() -> str:
+    import polygraphy
+
+    return str(polygraphy.__version__)
+
+
+def _polygraphy_error() -> type[Exception]:
+    from polygraphy.exception import PolygraphyException
+
+    return PolygraphyException
+
+
+def _parse(onnx_path: Path, strong: bool, trt: ModuleType, facts: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(builder, network, parser) from Polygraphy's `network_from_onnx_path`; on a parse failure, every
+    parser error with its ONNX node (Polygraphy logs them and raises a generic error, so the ONNX is parsed
+    once more with a fresh parser to collect them)."""
+    from polygraphy.backend.trt import create_network, network_from_onnx_path
+    from polygraphy.backend.trt.util import get_trt_logger
+
+    try:
+        return network_from_onnx_path(str(onnx_path), strongly_typed=strong)
+    except _polygraphy_error() as exc:
+        _, network = create_network(strongly_typed=strong)
+        parser = trt.OnnxParser(network, get_trt_logger())
+        parser.parse_from_file(str(onnx_path))
+        errors = format_parser_errors(parser, facts["nodes"])
+        raise ExportError(f"the TensorRT {trt_version(trt)} ONNX parser rejected {onnx_path.name} with "
+                          f"{len(errors)} error(s):\n  " + "\n  ".join(errors or [str(exc)])
+                          + "\nRun `edgesr trt-check` on the ONNX for the unsupported ops and attributes.") from None
+
+
+def _profile(network: Any, options: TrtBuildOptions, onnx_sidecar: dict[str, Any], onnx_path: Path,
+             warnings: list[str]) -> tuple[str | None, ProfileShapes | None]:
+    """(input name, optimisation profile) of the one dynamic image input (shapes from the options, else the
+    ONNX sidecar's); (None, None) for a static network."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    dynamic = [t for t in inputs if any(d < 0 for d in _dims(t.shape))]
+    if not dynamic:
+        if options.profile is not None:
+            warnings.append("the ONNX has static input shapes: --min/--opt/--max-shape ignored")
+        return None, None
+    shapes = options.profile
+    if shapes is None and isinstance(onnx_sidecar.get("shape_profile"), dict):
+        shapes = profile_from_dict(onnx_sidecar["shape_profile"], "ONNX sidecar")
+    if shapes is None:
+        raise UserInputError(f"{onnx_path.name} has dynamic input dimensions ({dynamic[0].name}: "
+                             f"{_dims(dynamic[0].shape)}): give --min-shape/--opt-shape/--max-shape.")
+    if len(dynamic) != 1:
+        raise UserInputError(f"{onnx_path.name} has {len(dynamic)} dynamic inputs; edgesr builds one image input.")
+    return dynamic[0].name, shapes
+
+
+def _config_kwargs(trt: ModuleType, options: TrtBuildOptions, flags: list[str], name: str | None,
+                   profile: ProfileShapes | None, cache_file: Any) -> dict[str, Any]:
+    """Polygraphy `CreateConfig` arguments for these options. TF32 stays on (TensorRT's default; Polygraphy
+    would clear it); without DETAILED profiling the verbosity is TensorRT's default, LAYER_NAMES_ONLY."""
+    from polygraphy.backend.trt import Profile
+
+    kwargs: dict[str, Any] = {
+        "tf32": True,
+        "fp16": "FP16" in flags,
+        "int8": "INT8" in flags,
+        "profiling_verbosity": (trt.ProfilingVerbosity.DETAILED if options.detailed_profiling
+                                else trt.ProfilingVerbosity.LAYER_NAMES_ONLY),
+        # an open file: Polygraphy then reads it without leaving a .lock file beside it
+        "load_timing_cache": cache_file,
+    }
+    if profile is not None and name is not None:
+        kwargs["profiles"] = [Profile().add(name, list(profile.min), list(profile.opt), list(profile.max))]
+    if options.workspace_mb is not None:
+        kwargs["memory_pool_limits"] = {trt.MemoryPoolType.WORKSPACE: int(options.workspace_mb) << 20}
+    if options.opt_level is not None:
+        kwargs["builder_optimization_level"] = int(options.opt_level)
+    if options.hardware_compat:
+        kwargs["hardware_compatibility_level"] = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    if options.dla_core is not None:
+        kwargs.update(use_dla=True, allow_gpu_fallback=True)
+    return kwargs
+
+
+def _save_timing_cache(config: Any, path: Path, old: bytes, warnings: list[str]) -> bool:
+    """Merge the old cache into the build's (TensorRT refuses one from another version or GPU) and write it
+    atomically. Returns whether the old cache was reused."""
+    from edgesr.utils.atomic import write_bytes_atomic
+
+    cache = config.get_timing_cache()
+    reused = False
+    if old:
+        reused = bool(cache.combine(config.create_timing_cache(old), ignore_mismatch=False))
+        if not reused:
+            warnings.append(f"timing cache {path} is from another TensorRT version or GPU: replaced by this build's")
+    write_bytes_atomic(path, bytes(memoryview(cache.serialize())), force=True)
+    return reused
+
+
 def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, options: TrtBuildOptions | None = None, *,
                      force: bool = False, trt: ModuleType | None = None, gpu: GpuInfo | None = None,
                      onnx_sidecar: dict[str, Any] | None = None) -> EngineBuildResult:
@@ -289,9 +368,10 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, options: Tr
 
     `onnx_sidecar`: the ONNX artifact's sidecar dict (default: read from ``<onnx>.json`` when present).
     Raises MissingDependencyError without TensorRT or a GPU, UserInputError for bad options/paths,
-    ExportError when parsing or building fails (with every parser error and TensorRT's own messages).
+    ExportError when parsing or building fails (with every parser error, or Polygraphy's and TensorRT's
+    message).
     """
-    from edgesr.utils.atomic import atomic_path, check_writable, write_bytes_atomic
+    from edgesr.utils.atomic import atomic_path, check_writable
 
     options = options or TrtBuildOptions()
     options.validate()
@@ -311,113 +391,61 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, options: Tr
     facts = _onnx_facts(onnx_path)
     strong, flags, notes, int8 = decide_precision(trt, options, facts["fp16"], facts["qdq"])
     warnings: list[str] = []
-    major = trt_major(trt)
+    cache_path = Path(options.timing_cache) if options.timing_cache is not None else None
+    cache_data = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
     started = time.perf_counter()
+    from polygraphy.backend.trt import create_config, engine_bytes_from_network
 
-    logger = make_logger(trt)
-    builder = trt.Builder(logger)
-    if builder is None:
-        raise ExportError("TensorRT could not create a builder (no usable CUDA device?): "
-                          + "; ".join(logger.errors[-5:]))
-    net_flags = 0
-    creation = getattr(trt, "NetworkDefinitionCreationFlag", None)
-    if strong:
-        if creation is not None and hasattr(creation, "STRONGLY_TYPED"):
-            net_flags |= 1 << int(creation.STRONGLY_TYPED)  # required on 10.x, accepted (always on) in 11.x
-        elif major < 11:
-            raise UserInputError(f"TensorRT {trt_version(trt)} has no strongly typed networks (TensorRT >= 10 has): "
-                                 "upgrade with pip install -U edgesr[tensorrt].")
-    network = builder.create_network(net_flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = format_parser_errors(parser, facts["nodes"])
-        raise ExportError(f"the TensorRT {trt_version(trt)} ONNX parser rejected {onnx_path.name} with "
-                          f"{len(errors)} error(s):\n  " + "\n  ".join(errors or logger.errors[-10:])
-                          + "\nRun `edgesr trt-check` on the ONNX for the unsupported ops and attributes.")
-
-    inputs = [network.get_input(i) for i in range(network.num_inputs)]
-    config = builder.create_builder_config()
-    if options.workspace_mb is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mb) << 20)
-
-    profile_dict = None
-    dynamic = [t for t in inputs if any(d < 0 for d in _dims(t.shape))]
-    if dynamic:
-        shapes = options.profile
-        if shapes is None and isinstance(onnx_sidecar.get("shape_profile"), dict):
-            shapes = profile_from_dict(onnx_sidecar["shape_profile"], "ONNX sidecar")
-        if shapes is None:
-            raise UserInputError(f"{onnx_path.name} has dynamic input dimensions ({dynamic[0].name}: "
-                                 f"{_dims(dynamic[0].shape)}): give --min-shape/--opt-shape/--max-shape.")
-        if len(dynamic) != 1:
-            raise UserInputError(f"{onnx_path.name} has {len(dynamic)} dynamic inputs; edgesr builds one image input.")
-        profile = builder.create_optimization_profile()
-        profile.set_shape(dynamic[0].name, list(shapes.min), list(shapes.opt), list(shapes.max))
-        config.add_optimization_profile(profile)
-        profile_dict = shapes
-    elif options.profile is not None:
-        warnings.append("the ONNX has static input shapes: --min/--opt/--max-shape ignored")
-
-    cache_reused = False
-    if options.timing_cache is not None:
-        cache_path = Path(options.timing_cache)
-        data = cache_path.read_bytes() if cache_path.is_file() else b""
-        cache = config.create_timing_cache(data)
-        if not config.set_timing_cache(cache, ignore_mismatch=False):
-            warnings.append(f"timing cache {cache_path} is from another TensorRT version or GPU: starting a new one "
-                            "(it will be overwritten)")
-            config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
-        else:
-            cache_reused = bool(data)
-    if options.opt_level is not None:
-        config.builder_optimization_level = int(options.opt_level)
-    hw_level = "NONE"
-    if options.hardware_compat:
-        level = getattr(getattr(trt, "HardwareCompatibilityLevel", None), "AMPERE_PLUS", None)
-        if level is None:
-            raise UserInputError(f"TensorRT {trt_version(trt)} has no hardware compatibility levels.")
-        config.hardware_compatibility_level = level
-        hw_level = "AMPERE_PLUS"
-    if options.detailed_profiling:
-        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    for name in flags:
-        config.set_flag(getattr(trt.BuilderFlag, name))
-    if options.dla_core is not None:
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = int(options.dla_core)
-        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        if profile_dict is not None and not profile_dict.is_static:
-            warnings.append("DLA needs static shapes: layers with dynamic shapes fall back to the GPU "
-                            "(give equal --min/--opt/--max-shape)")
-
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise ExportError(f"TensorRT {trt_version(trt)} failed to build the engine from {onnx_path.name}:\n  "
-                          + "\n  ".join(logger.errors[-10:] or ["(no error message from TensorRT)"]))
-    plan_bytes = bytes(memoryview(plan)) if not isinstance(plan, (bytes, bytearray)) else bytes(plan)
-    if options.timing_cache is not None:
-        serialized = config.get_timing_cache().serialize()
-        write_bytes_atomic(options.timing_cache, bytes(memoryview(serialized)), force=True)
+    with polygraphy_quiet():
+        builder, network, parser = _parse(onnx_path, strong, trt, facts)
+        dynamic_name, profile = _profile(network, options, onnx_sidecar, onnx_path, warnings)
+        try:
+            with open(cache_path, "rb") if cache_data else contextlib.nullcontext() as cache_file:
+                config = create_config(builder, network,
+                                       **_config_kwargs(trt, options, flags, dynamic_name, profile, cache_file))
+            if options.dla_core is not None:
+                config.DLA_core = int(options.dla_core)  # Polygraphy's use_dla picks core 0
+            plan = engine_bytes_from_network((builder, network, parser), config=config)
+        except _polygraphy_error() as exc:
+            raise ExportError(f"TensorRT {trt_version(trt)} failed to build the engine from {onnx_path.name}: {exc} "
+                              "(TensorRT's messages are above)") from None
+    if options.dla_core is not None and profile is not None and not profile.is_static:
+        warnings.append("DLA needs static shapes: layers with dynamic shapes fall back to the GPU "
+                        "(give equal --min/--opt/--max-shape)")
+    plan_bytes = bytes(memoryview(plan))
+    cache_reused = _save_timing_cache(config, cache_path, cache_data, warnings) if cache_path else False
     seconds = time.perf_counter() - started
 
-    info = _engine_facts(trt, logger, plan_bytes)
+    info = engine_facts(trt, plan_bytes)
+    hw_level = "AMPERE_PLUS" if options.hardware_compat else "NONE"
     sidecar = _engine_sidecar(onnx_sidecar, onnx_path, engine_path, plan_bytes, trt, gpu, options, strong, flags,
-                              facts, profile_dict, info, cache_reused, hw_level, seconds, notes, int8)
+                              facts, profile, info, cache_reused, hw_level, seconds, notes, int8)
     with atomic_path(engine_path, force) as tmp_engine, atomic_path(side_path, force) as tmp_side:
         tmp_engine.write_bytes(plan_bytes)
         tmp_side.write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return EngineBuildResult(engine_path, side_path, sidecar, seconds, notes + warnings)
 
 
-def _engine_facts(trt: ModuleType, logger: Any, plan: bytes) -> dict[str, Any]:
-    """Deserialize the plan once: I/O tensors, profile shapes, device memory, inspector layer info."""
+def load_engine(trt: ModuleType, plan: bytes) -> Any:
+    """Deserialize a plan with Polygraphy's `engine_from_bytes`; None when TensorRT cannot load it."""
+    from polygraphy.backend.trt import engine_from_bytes
+
+    with polygraphy_quiet():
+        try:
+            return engine_from_bytes(plan)
+        except _polygraphy_error():
+            return None
+
+
+def engine_facts(trt: ModuleType, plan_or_engine: Any) -> dict[str, Any]:
+    """I/O tensors, the input's profile shapes, device memory and the inspector's layer info of an engine
+    (a plan is deserialized first)."""
     from edgesr.export.tensorrt.engine_info import parse_engine_information, summarize_engine_info
 
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(plan)
+    engine = load_engine(trt, plan_or_engine) if isinstance(plan_or_engine, (bytes, bytearray)) else plan_or_engine
     if engine is None:
-        raise ExportError("TensorRT built an engine it cannot deserialize: " + "; ".join(logger.errors[-5:]))
-    io = []
+        raise ExportError(f"TensorRT {trt_version(trt)} built an engine it cannot deserialize (its messages are above)")
+    io_tensors = []
     profiles: dict[str, Any] = {}
     input_mode = trt.TensorIOMode.INPUT
     for i in range(engine.num_io_tensors):
@@ -425,21 +453,25 @@ def _engine_facts(trt: ModuleType, logger: Any, plan: bytes) -> dict[str, Any]:
         mode = engine.get_tensor_mode(name)
         entry = {"name": name, "mode": "input" if mode == input_mode else "output",
                  "dtype": dtype_name(engine.get_tensor_dtype(name)), "shape": _dims(engine.get_tensor_shape(name))}
-        io.append(entry)
+        io_tensors.append(entry)
         if mode == input_mode and any(d < 0 for d in entry["shape"]):
             lo, opt, hi = engine.get_tensor_profile_shape(name, 0)
             profiles[name] = {"min": _dims(lo), "opt": _dims(opt), "max": _dims(hi)}
-    memory = getattr(engine, "device_memory_size_v2", None)
-    if memory is None:  # TensorRT < 10.1
-        memory = getattr(engine, "device_memory_size", None)
     layer_info = None
     try:
         inspector = engine.create_engine_inspector()
         layer_info = parse_engine_information(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
     except Exception as exc:  # noqa: BLE001 - informative only
         log.warning("engine inspector failed: %s", exc)
-    return {"io": io, "profiles": profiles, "device_memory_bytes": int(memory) if memory is not None else None,
+    return {"io": io_tensors, "profiles": profiles, "device_memory_bytes": device_memory_bytes(trt, engine),
             "layer_info": layer_info, "layers": summarize_engine_info(layer_info) if layer_info else None}
+
+
+def device_memory_bytes(trt: ModuleType, engine: Any) -> int:
+    """The engine's device memory: `device_memory_size_v2` (TensorRT >= 10.1; the only one in 11)."""
+    if trt_major(trt) == 10 and trt_version(trt).startswith("10.0."):
+        return int(engine.device_memory_size)
+    return int(engine.device_memory_size_v2)
 
 
 _DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
@@ -491,6 +523,7 @@ def _engine_sidecar(onnx_side: dict[str, Any], onnx_path: Path, engine_path: Pat
         "source_onnx": {"file": onnx_path.name, "sha256": _sha256(onnx_path), "qdq_nodes": facts["qdq"],
                         "fp16": facts["fp16"]},
         "build_seconds": round(seconds, 3),
+        "builder": f"polygraphy {_polygraphy_version()}",
         "notes": notes,
     }
     versions = dict(side.get("versions") or {})

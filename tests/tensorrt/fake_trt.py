@@ -101,7 +101,9 @@ def make_fake_trt(version: str = "10.13.0.35", *, scale: int = 2, parser_errors:
 
         def __getattribute__(self, name: str) -> Any:
             value = object.__getattribute__(self, name)
-            record(type(self)._api, name)
+            mro = type(self).__mro__
+            if any(name in vars(c) for c in mro if "_api" in vars(c)):  # not a user subclass's own attribute
+                record(type(self)._api, name)
             return value
 
     class _ApiMeta(type):

@@ -7,11 +7,14 @@
 
 Precision follows TensorRT 11 (docs/deploy.md): FP16 means an FP16 ONNX built as a strongly typed network
 (the FP16 builder flag is only a TensorRT 10.x fallback for an FP32 ONNX), INT8 means Q/DQ nodes in the ONNX
-(`quantize_for_tensorrt`). Nothing here imports TensorRT until an engine is built or inspected; the module
-is passed around as `trt` so that tests can inject a recording fake.
+(`quantize_for_tensorrt`). The TensorRT steps themselves (parse, builder config, build, deserialize, run)
+are Polygraphy's loaders and `TrtRunner`; edgesr adds the precision decision, profiles, the timing cache
+file, clear errors, engine inspection, the sidecar and the version / GPU checks. Nothing here imports
+TensorRT until an engine is built or inspected; tests install a recording fake as the `tensorrt` module
+that Polygraphy imports.
 
 Modules: `profiles` (optimisation profiles and tile limits), `readiness` (ONNX-parser support table and
-DLA hints), `build` (`engine_from_onnx`, the engine sidecar), `engine_info` (engine-inspector JSON),
+DLA hints), `build` (`engine_from_onnx` on Polygraphy, the engine sidecar), `engine_info` (engine-inspector JSON),
 `qdq` (symmetric INT8 Q/DQ for TensorRT), `pipeline` (`edgesr export --format trt`), `runtime`
 (`import_tensorrt`, GPU discovery, version/device compatibility).
 """

@@ -15,7 +15,7 @@ from edgesr.export.tensorrt.build import (TrtBuildOptions, decide_precision, eng
 from edgesr.export.tensorrt.profiles import make_profile
 
 @pytest.mark.parametrize("version", ["10.13.0.35", "11.4.0.7"])
-def test_fp16_onnx_builds_strongly_typed_in_documented_order(version, fake_trt, gpu, tiny_exports, tmp_path):
+def test_fp16_onnx_builds_strongly_typed(version, fake_trt, gpu, tiny_exports, tmp_path):
     trt = fake_trt(version)
     cache = tmp_path / "trt.cache"
     opts = TrtBuildOptions(fp16=True, timing_cache=cache, opt_level=5, hardware_compat=True, workspace_mb=512,

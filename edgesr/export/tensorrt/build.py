@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import Any, Iterator
 
 from edgesr.errors import ExportError, UserInputError
+from edgesr.models.hub import sha256_file
 from edgesr.export.tensorrt.profiles import ProfileShapes, profile_from_dict
 from edgesr.export.tensorrt.runtime import GpuInfo, import_tensorrt, require_gpu, trt_major, trt_version
 
@@ -191,14 +192,6 @@ def _onnx_facts(path: Path) -> dict[str, Any]:
         n.op_type == "Cast" and any(a.name == "to" and a.i == f16 for a in n.attribute) for n in model.graph.node)
     qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     return {"fp16": fp16, "qdq": len(qdq), "nodes": list(model.graph.node)}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def decide_precision(trt: ModuleType, options: TrtBuildOptions, onnx_fp16: bool,
@@ -520,7 +513,7 @@ def _engine_sidecar(onnx_side: dict[str, Any], onnx_path: Path, engine_path: Pat
         "device_memory_bytes": info["device_memory_bytes"],
         "layers": info["layers"],
         "layer_info": info["layer_info"],
-        "source_onnx": {"file": onnx_path.name, "sha256": _sha256(onnx_path), "qdq_nodes": facts["qdq"],
+        "source_onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "qdq_nodes": facts["qdq"],
                         "fp16": facts["fp16"]},
         "build_seconds": round(seconds, 3),
         "builder": f"polygraphy {_polygraphy_version()}",

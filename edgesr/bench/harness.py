@@ -46,6 +46,13 @@ class BenchConfig:
                 raise UserInputError(f"invalid size {h}x{w}.")
         if any(t < 1 for t in self.threads):
             raise UserInputError(f"thread counts must be >= 1, got {self.threads}.")
+        for name in ("limit", "psnr_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserInputError(f"{name.replace('_', '-')} must be a positive number of images, got {value}.")
+        if self.min_iters < 1 or self.min_seconds < 0:
+            raise UserInputError(f"min-iters must be >= 1 and min-seconds >= 0, got {self.min_iters} and "
+                                 f"{self.min_seconds}.")
         if self.images is not None and not Path(self.images).is_dir():
             raise UserInputError(f"image folder not found: {self.images}")
         if self.psnr_dataset is not None and not Path(self.psnr_dataset).exists():
@@ -207,6 +214,11 @@ def run_benchmark(targets: Sequence[BenchTarget], config: BenchConfig,
     config.validate()
     if not targets:
         raise UserInputError("no benchmark targets.")
+    from edgesr.utils.memory import check_fits_in_memory, image_bytes
+
+    top = max(t.scale for t in targets)
+    for h, w in config.sizes:  # refused before any input is allocated
+        check_fits_in_memory(image_bytes(h, w, top), f"a {h}x{w} input at x{top}", "Use a smaller --size.")
     records: list[BenchRecord] = []
     complexity_cache: dict[int, Any] = {}
     started = time.perf_counter()

@@ -104,7 +104,9 @@ def export_for_benchmark(model: nn.Module, work_dir: Path, fp16: bool = False, f
     if path.exists() and not force:
         log.info("reusing %s", path)
         return path
-    work_dir.mkdir(parents=True, exist_ok=True)
+    from edgesr.utils.atomic import ensure_folder
+
+    ensure_folder(work_dir)
     export_onnx(model, path, ExportOptions(fp16=fp16, force=True, parity_sizes=((64, 64),)))
     return path
 

@@ -16,9 +16,9 @@ from edgesr.cli.common import describe_model, force_option, load_model, scale_op
 @click.option("--dataset", "-d", "datasets", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Folder with HR/ (and optionally LR_bicubic/X{S}/), or a folder of HR images. Repeatable.")
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips/rotations (x8 compute).")
-@click.option("--tile", type=int, default=0, show_default=True, help="Tile size in LR pixels (0: whole image).")
-@click.option("--halo", type=int, default=16, show_default=True, help="Context pixels around each tile.")
-@click.option("--limit", type=int, default=None, help="Evaluate only the first N images.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Tile size in LR pixels (0: whole image).")
+@click.option("--halo", type=click.IntRange(min=0), default=16, show_default=True, help="Context pixels around each tile.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N images.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the results (means and per-image) as JSON.")
 @force_option

@@ -64,7 +64,7 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder for <name>.onnx and <name>.json.")
 @click.option("--name", default=None, help="Artifact name (default e.g. rlfn_x4, rlfn_x4_fp16).")
-@click.option("--threads", type=int, default=2, show_default=True, help="ONNX Runtime threads for the parity check.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="ONNX Runtime threads for the parity check.")
 @click.option("--workspace", type=int, default=None, metavar="MB", help="trt: builder workspace limit (default 2048).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="trt: timing cache, reused if it exists and saved after the build.")
@@ -91,14 +91,14 @@ def command(model_name: str, scale: int | None, weights: str | None, random_init
     from edgesr.errors import ExportError, UserInputError
     from edgesr.export import ExportOptions, default_artifact_name, export_onnx
     from edgesr.export.verify import DEFAULT_PARITY_SIZES
-    from edgesr.models.registry import resolve_name_and_scale
+    from edgesr.models.registry import resolve_name_and_scale, scale_of_weights
     from edgesr.utils.atomic import check_writable
 
     if random_init and weights:
         raise UserInputError("--random-init and --weights exclude each other.")
     if pruned is not None and (random_init or weights):
         raise UserInputError("--pruned takes the weights from its folder: drop --weights / --random-init.")
-    entry, resolved_scale, _ = resolve_name_and_scale(model_name, scale)
+    entry, resolved_scale, _ = resolve_name_and_scale(model_name, scale_of_weights(scale, weights))
     trt_request = None
     if fmt == "trt":  # TensorRT and a GPU are checked before any export work
         from edgesr.export.tensorrt.pipeline import trt_request_from_cli

@@ -8,7 +8,7 @@ import sys
 import click
 
 from edgesr import __version__
-from edgesr.errors import EdgesrError, UserInputError
+from edgesr.errors import EdgesrError, UserInputError, failure_message
 
 # command name -> (module in edgesr.cli that defines `command`, the one-line summary `edgesr --help`
 # lists). Modules are imported only when their command runs or shows its own help, so `edgesr --help`
@@ -55,6 +55,17 @@ def cli(verbose: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from edgesr.utils.atomic import forget_created_folders, remove_created_folders
+
+    try:
+        _run(argv)
+    except BaseException:
+        remove_created_folders()  # a failed run leaves no empty output folder behind
+        raise
+    forget_created_folders()
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="edgesr", standalone_mode=False)
     except click.exceptions.Abort:
@@ -72,7 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-
+    except Exception as exc:  # OS and memory errors: the machine's, not edgesr's; anything else is a bug
+        failure = failure_message(exc)
+        if failure is None:
+            raise
+        click.echo(f"Error: {failure[0]}", err=True)
+        sys.exit(failure[1])
 
 if __name__ == "__main__":
     main()

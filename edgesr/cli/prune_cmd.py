@@ -28,8 +28,9 @@ def _check_images(folder: Path, option: str) -> None:
 @scale_option
 @weights_option
 @click.option("--target", "target_text", metavar="KIND=VALUE",
-              help="When to stop: flops (conv MACs), params or acts, as a ratio of the unpruned model "
-                   "(flops=0.6) or an absolute value (params=300k, flops=19.7G, acts=80M).")
+              help="When to stop: flops (conv MACs), params or acts, as a ratio of the unpruned model in (0, 1] "
+                   "(flops=0.6) or an absolute value with a unit k/M/G (params=300k, flops=19.7G, acts=80M; "
+                   "latency=5ms).")
 @click.option("--images", type=click.Path(path_type=Path),
               help="Folder of LR training images (LR only: Fisher on teacher + noise, distillation). With --hr: "
                    "the LR images matching --hr (default: MATLAB bicubic of the HR).")
@@ -84,10 +85,10 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     import torch
 
     from edgesr.errors import UserInputError
-    from edgesr.models.registry import resolve_name_and_scale
+    from edgesr.models.registry import resolve_name_and_scale, scale_of_weights
 
     # ---- everything that can be checked cheaply, before loading or computing anything
-    _, resolved_scale, _ = resolve_name_and_scale(model_name, scale)  # unknown model / scale
+    _, resolved_scale, _ = resolve_name_and_scale(model_name, scale_of_weights(scale, weights))  # unknown model / scale
     if show_groups:
         from edgesr.cli.common import load_model
         from edgesr.prune import format_groups, trace_channels
@@ -154,6 +155,9 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     torch.manual_seed(seed)
     model = load_model(model_name, scale, weights)
     click.echo(describe_model(model))
+    if crop < getattr(model, "min_input_size", 1):
+        raise UserInputError(f"--crop {crop} is smaller than the smallest input {model.edgesr_name} takes "
+                             f"({model.min_input_size} px); use --crop {max(48, model.min_input_size)}.")
     if hr_dir is not None:
         from edgesr.data import PairedImageDataset
 

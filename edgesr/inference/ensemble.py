@@ -31,4 +31,6 @@ def self_ensemble(fn: SRFunction) -> SRFunction:
         assert acc is not None
         return (acc / 8.0).astype(np.float32)
 
+    if hasattr(fn, "locate_nonfinite"):  # NaN/Inf diagnosis runs the plain model
+        ensembled.locate_nonfinite = fn.locate_nonfinite  # type: ignore[attr-defined]
     return ensembled

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from edgesr.errors import UserInputError
+from edgesr.errors import NonFiniteError, UserInputError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -52,8 +52,11 @@ class TilingConfig:
     border: str = "clip"
 
     def validate(self) -> None:
-        if self.tile < 0 or self.halo < 0 or self.align < 1 or self.min_size < 1:
-            raise UserInputError(f"invalid tiling {self}: tile/halo must be >= 0, align/min_size >= 1.")
+        for name, value, least in (("tile", self.tile, 0), ("halo", self.halo, 0), ("align", self.align, 1),
+                                   ("min_size", self.min_size, 1)):
+            if value < least:
+                raise UserInputError(f"--{name.replace('_', '-')} must be >= {least}, got {value}"
+                                     f"{' (0 runs the whole image at once)' if name == 'tile' else ''}.")
         if self.border not in BORDERS:
             raise UserInputError(f"unknown tiling border mode {self.border!r}; choose one of {', '.join(BORDERS)}.")
         if self.tile and self.tile < self.halo:
@@ -196,10 +199,37 @@ def run_padded(fn, x: np.ndarray, scale: int, align: int = 1, min_size: int = 1)
     h, w = x.shape[-2:]
     th = max(min_size, math.ceil(h / align) * align)
     tw = max(min_size, math.ceil(w / align) * align)
-    y = fn(pad_to(x, th, tw))
-    if y.shape[-2] != th * scale or y.shape[-1] != tw * scale:
-        raise RuntimeError(f"model returned {tuple(y.shape)} for input {(th, tw)} at scale {scale}")
+    padded = pad_to(x, th, tw)
+    y = fn(padded)
+    if y.ndim != 4 or y.shape[-2] != th * scale or y.shape[-1] != tw * scale:
+        got = f"{y.shape[-2]}x{y.shape[-1]}" if y.ndim >= 2 else str(tuple(y.shape))
+        ratio = y.shape[-1] / tw if y.ndim >= 2 and tw else 0
+        hint = f" (x{ratio:g})" if ratio else ""
+        raise UserInputError(f"the model returned {got}{hint} for a {th}x{tw} input, not x{scale}: the scale given "
+                             f"(--scale or the artifact's sidecar) does not match the model; pass its real scale.")
+    check_finite(fn, padded, y)
     return y[..., : h * scale, : w * scale]
+
+
+def check_finite(fn, x: np.ndarray, y: np.ndarray) -> None:
+    """Raise NonFiniteError when `fn`'s output `y` (for input `x`) holds NaN/Inf, naming the first layer
+    that produced one when `fn` can tell (`fn.locate_nonfinite(x)`, e.g. `torch_sr_function`).
+
+    Every tile of every runtime and precision passes here, so NaN/Inf never becomes an image or a PSNR.
+    The test is one float64 sum (non-finite iff some element is; float64 cannot overflow on float32/16
+    values), and the slower search runs only after a failure.
+    """
+    if np.isfinite(np.sum(y, dtype=np.float64)):
+        return
+    bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+    where = ""
+    locate = getattr(fn, "locate_nonfinite", None)
+    if callable(locate):
+        layer = locate(x)
+        where = f"; the first non-finite values come from {layer}" if layer else ""
+    raise NonFiniteError(f"the model produced {bad:,} NaN/Inf value(s) out of {y.size:,} on a "
+                         f"{x.shape[-2]}x{x.shape[-1]} input{where}. Its weights or the artifact are broken (or an "
+                         "FP16 overflow); no output was written.")
 
 
 @dataclass(frozen=True)

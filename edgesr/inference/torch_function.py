@@ -26,4 +26,25 @@ def torch_sr_function(model: nn.Module, device: str | torch.device = "cpu",
             y = model(t)
         return y.float().cpu().numpy()
 
+    def locate_nonfinite(x: np.ndarray) -> str | None:
+        """Run `model` once with forward hooks; the first module (in execution order) whose output is
+        non-finite, named as in its state_dict."""
+        first: list[str] = []
+
+        def hook(name: str):
+            def check(module: nn.Module, inputs: object, output: object) -> None:
+                if not first and isinstance(output, torch.Tensor) and output.is_floating_point() \
+                        and not bool(torch.isfinite(output).all()):
+                    first.append(f"layer {name!r} ({type(module).__name__})" if name else "the model's output")
+            return check
+
+        handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
+        try:
+            run(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return first[0] if first else None
+
+    run.locate_nonfinite = locate_nonfinite  # type: ignore[attr-defined]
     return run

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from edgesr.errors import UserInputError
-from edgesr.models.registry import PretrainedCfg, get_pretrained_cfg, resolve_name_and_scale
+from edgesr.models.registry import PretrainedCfg, get_pretrained_cfg, resolve_name_and_scale, scale_of_weights
 from edgesr.models.weights import load_weights
 
 __all__ = ["create_model"]
@@ -32,7 +32,7 @@ def create_model(name: str, scale: int | None = None, pretrained: bool | str | P
     `model.edgesr_name`, `model.edgesr_config` (the builder overrides, so the model can be rebuilt)
     and `model.pretrained_cfg` describe it.
     """
-    entry, scale, implied = resolve_name_and_scale(name, scale)
+    entry, scale, implied = resolve_name_and_scale(name, scale_of_weights(scale, pretrained))
     if implied is not None and pretrained is False:
         pretrained = True
     variant: PretrainedCfg | None = None

@@ -143,3 +143,14 @@ def resolve_name_and_scale(name: str, scale: int | None) -> tuple[ModelEntry, in
             f"{', '.join(str(s) for s in entry.scales)}."
         )
     return entry, scale, implied
+
+
+def scale_of_weights(scale: int | None, weights: object) -> int | None:
+    """`scale` when given, else the scale of the named pretrained `weights` (e.g. ``rlfn_x2`` -> 2), else None:
+    weights named without --scale decide it."""
+    if scale is not None or not isinstance(weights, str) or Path(weights).suffix:
+        return scale
+    try:
+        return get_pretrained_cfg(weights).scale
+    except UnknownModelError:
+        return None

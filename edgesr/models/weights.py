@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,7 +16,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from edgesr.errors import WeightsError
+from edgesr.errors import MissingDependencyError, NonFiniteError, WeightsError
 from edgesr.models.hub import resolve_weights
 from edgesr.models.registry import PretrainedCfg, model_entries
 
@@ -31,8 +33,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if path.stat().st_size == 0:
         raise WeightsError(f"cannot read weights file {path}: the file is empty (corrupt or an incomplete download).")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+        if _looks_like_safetensors(path):
+            _refuse_safetensors(path)
+        if isinstance(exc, pickle.UnpicklingError):
+            raise WeightsError(_refused_pickle_message(path, exc)) from None
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise WeightsError(
             f"cannot read weights file {path}: it is corrupt, truncated or not a PyTorch checkpoint "
@@ -40,6 +48,46 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             "(tensors, loaded with weights_only=True) are accepted."
         ) from exc
     return unwrap_state_dict(obj, source=str(path))
+
+
+_BLOCKED_GLOBAL = re.compile(r"(?:unsupported )?GLOBAL ([\w.]+)", re.IGNORECASE)
+
+
+def _refused_pickle_message(path: Path, exc: pickle.UnpicklingError) -> str:
+    """What weights_only loading refused, in full: the global the file wanted and that nothing ran."""
+    text = str(exc)
+    found = _BLOCKED_GLOBAL.search(text)
+    if found:
+        what = f"it references the Python global {found.group(1)!r}, which is not a tensor type"
+    else:
+        lines = [ln.strip() for ln in text.splitlines() if "Unsupported" in ln or "error:" in ln.lower()]
+        detail = (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "")[:200]
+        what = f"it is a pickle that safe loading cannot read, not a plain state_dict ({detail})"
+    return (f"refused to load {path}: {what}. It was read with torch.load(weights_only=True), which blocked it: "
+            "nothing in the file was executed. Only plain state_dicts of tensors are accepted; re-save the "
+            "weights as a state_dict (torch.save(model.state_dict(), ...)) from a trusted source.")
+
+
+def _refuse_safetensors(path: Path) -> None:
+    """A safetensors file reached the pickle reader: say why (no library, or a misleading name), not "corrupt"."""
+    import importlib.util
+
+    if importlib.util.find_spec("safetensors") is None:
+        raise MissingDependencyError(f"{path} is a safetensors file, which needs the safetensors package: "
+                                     "pip install safetensors.")
+    raise WeightsError(f"{path} is a safetensors file: name it {path.stem}.safetensors to load it.")
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file: 8-byte little-endian header length, then a JSON header."""
+    if path.suffix.lower() == ".safetensors":
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < (1 << 30)
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -124,7 +172,17 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
         hint = f" These weights fit: {', '.join(fits)}." if fits else " No registered model fits them."
         what = f"{model_name} x{scale}" if scale else model_name
         raise WeightsError(f"{source} does not match {what}: {detail}.{hint}")
+    check_finite_state_dict(sd, source)
     model.load_state_dict(sd, strict=True)
+
+
+def check_finite_state_dict(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise NonFiniteError naming the first tensor holding NaN/Inf: such weights turn every image black."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int(value.numel() - torch.isfinite(value).sum())
+            raise NonFiniteError(f"{source} holds NaN/Inf values: tensor {key!r} has {bad:,} of {value.numel():,} "
+                                 "non-finite; refusing to load it (the file is corrupt or training diverged).")
 
 
 def load_weights(model: nn.Module, source: str | Path, *, model_name: str, scale: int | None = None,

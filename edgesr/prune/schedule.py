@@ -53,7 +53,7 @@ class Target:
             raise UserInputError("a pruning target needs exactly one of ratio= (e.g. 0.8) or value= (absolute).")
         if self.ratio is not None and not (0.0 < float(self.ratio) <= 1.0):
             raise UserInputError(f"target ratio must be in (0, 1], got {self.ratio!r}.")
-        if self.value is not None and not float(self.value) > 0:
+        if self.value is not None and not (float(self.value) > 0 and math.isfinite(float(self.value))):
             raise UserInputError(f"target value must be positive, got {self.value!r}.")
 
     def resolve(self, initial: float) -> float:
@@ -61,14 +61,29 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> "Target":
-        """``"flops=0.9"`` (ratio <= 1), ``"params=300k"`` / ``"flops=20G"`` (absolute), ``"acts:0.8"``."""
-        m = re.fullmatch(r"\s*(\w+)\s*[=:]\s*([0-9.eE+-]+)\s*([kKmMgG]?)\s*", str(text))
-        if not m:
+        """``"flops=0.9"`` (a bare number is a ratio in (0, 1]), ``"params=300k"`` / ``"flops=20G"`` /
+        ``"latency=5ms"`` (absolute values need a unit: k, M, G or ms), ``"acts:0.8"``."""
+        m = re.fullmatch(r"\s*(\w+)\s*[=:]\s*([0-9.eE+-]+)\s*(ms|[kKmMgG]?)\s*", str(text))
+        number = None
+        if m:
+            try:
+                number = float(m.group(2))
+            except ValueError:
+                number = None
+        if m is None or number is None:
             raise UserInputError(f"cannot read target {text!r}; write KIND=VALUE, e.g. flops=0.9 or params=300k.")
-        kind, number, suffix = m.group(1).lower(), float(m.group(2)), m.group(3).lower()
+        kind, suffix = m.group(1).lower(), m.group(3)
+        if suffix == "ms":
+            if kind != "latency":
+                raise UserInputError(f"target {text!r}: the unit ms applies to latency only.")
+            return cls(kind, value=number)
         if suffix:
-            return cls(kind, value=number * _SUFFIX[suffix])
-        return cls(kind, ratio=number) if number <= 1.0 else cls(kind, value=number)
+            return cls(kind, value=number * _SUFFIX[suffix.lower()])
+        if not 0.0 < number <= 1.0:  # a bare number is a ratio: flops=2 is not "2 FLOPs"
+            unit = "5ms" if kind == "latency" else "20G"
+            raise UserInputError(f"target {text!r}: a number without a unit is a ratio of the unpruned model and "
+                                 f"must be in (0, 1]; an absolute value needs a unit, e.g. {kind}={unit}.")
+        return cls(kind, ratio=number)
 
     def describe(self, value: float | None = None) -> str:
         what = f"{self.ratio:g} x unpruned" if self.ratio is not None else _fmt(self.kind, float(self.value))
@@ -222,9 +237,9 @@ def fisher_step(pruner: Pruner, batch: Any, teacher: nn.Module | None, *,
 # --------------------------------------------------------------------------------------------------
 
 def _save_ckpt(folder: Path, state: dict[str, Any]) -> None:
-    from edgesr.utils.atomic import atomic_path
+    from edgesr.utils.atomic import atomic_path, ensure_folder
 
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder)
     with atomic_path(folder / CHECKPOINT_NAME, force=True) as tmp:
         torch.save(state, tmp)
 

@@ -252,6 +252,9 @@ def rebuild(config: PrunedConfig | Mapping[str, Any], state_dict: Mapping[str, t
             raise UserInputError(f"pruned-model config names layer {path!r}, which {config.model} does not have.") \
                 from None
         _apply_layer(model, path, spec, weights=False)
+    from edgesr.models.weights import check_finite_state_dict
+
+    check_finite_state_dict(state_dict, f"the pruned {config.model} weights")
     try:
         model.load_state_dict(dict(state_dict), strict=True)
     except RuntimeError as exc:

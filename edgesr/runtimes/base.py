@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgesr.errors import UserInputError
+from edgesr.errors import EdgesrError, InferenceError, UserInputError, is_out_of_memory
 from edgesr.inference.predict import SRFunction
 from edgesr.runtimes.io_convention import IOConvention
 
@@ -36,10 +36,8 @@ class InputSpec:
     align: int = 1
 
     def describe(self) -> str:
-        n, c, h, w = ("N" if d is None else str(d) for d in self.shape)
-        h = "H" if self.shape[2] is None else h
-        w = "W" if self.shape[3] is None else w
-        text = f"{np.dtype(self.dtype).name} NCHW array of shape ({n}, {c}, {h}, {w})"
+        dims = ", ".join(axis if d is None else str(d) for axis, d in zip("NCHW", self.shape))  # dynamic: its name
+        text = f"{np.dtype(self.dtype).name} NCHW array of shape ({dims})"
         rules = []
         if self.min_size > 1 and (self.shape[2] is None or self.shape[3] is None):
             rules.append(f"H, W >= {self.min_size}")
@@ -171,7 +169,14 @@ class BaseRunner(abc.ABC):
         native = self.io.to_native(np.ascontiguousarray(x))
         self._stages = {}
         t0 = time.perf_counter()
-        y = self.infer_impl(native)
+        try:
+            y = self.infer_impl(native)
+        except (EdgesrError, AttributeError, NameError, AssertionError, ImportError):
+            raise  # edgesr's own errors, and bugs, keep their type
+        except Exception as exc:  # the backend refused this input (ORT InvalidArgument, OpenVINO, ...)
+            if is_out_of_memory(exc):
+                raise
+            raise InferenceError(self._failure_message(x, exc)) from exc
         t1 = time.perf_counter()
         out = self.io.from_native(y)
         if self.scale is None and out.ndim == 4 and x.shape[-1] and out.shape[-1] % x.shape[-1] == 0:
@@ -180,6 +185,14 @@ class BaseRunner(abc.ABC):
         return out
 
     __call__ = infer
+
+    def _failure_message(self, x: np.ndarray, exc: Exception) -> str:
+        detail = " ".join(str(exc).split())[:300]
+        msg = f"{self.name} failed on an input of shape {tuple(x.shape)}: {type(exc).__name__}: {detail}"
+        if self.io.source != "sidecar":
+            msg += (". Without a sidecar edgesr does not know the artifact's smallest input or alignment: "
+                    "export it with edgesr (it writes the sidecar) or use a larger image")
+        return msg + "."
 
     @property
     def last_timing(self) -> CallTiming | None:
@@ -195,6 +208,7 @@ class BaseRunner(abc.ABC):
             return self.infer(x)
 
         run.runner = self  # type: ignore[attr-defined]
+        run.locate_nonfinite = lambda x: f"the artifact {self.name}"  # type: ignore[attr-defined]
         return run
 
     def describe(self) -> dict[str, Any]:

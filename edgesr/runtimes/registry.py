@@ -108,7 +108,7 @@ def backend_for_path(path: Path) -> BackendInfo:
             return info
     known = sorted({ext for b in _BACKENDS.values() for ext in b.extensions})
     raise UserInputError(f"cannot tell which backend runs {path.name!r} from its extension {suffix or '(none)'!r}; "
-                         f"known extensions: {', '.join(known)}. Pass backend=... to choose one.")
+                         f"known extensions: {', '.join(known)}. Choose one with -b/--backend (backend=... in Python).")
 
 
 def create_runner(target: Any, backend: str | None = None, **options: Any):

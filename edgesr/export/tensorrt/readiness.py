@@ -370,6 +370,10 @@ def check_readiness(model: str | Path | Any, *, dla: bool = True, polygraphy: bo
             raise UserInputError(f"cannot read {path} as ONNX: {str(exc).splitlines()[0][:200]}") from exc
     else:
         proto = model
+    if not proto.opset_import or not proto.graph.node:  # e.g. a 0-byte file parses as an empty ModelProto
+        size = f" ({Path(path).stat().st_size} bytes)" if path else ""
+        raise UserInputError(f"{path or 'the model'}{size} is not an ONNX model: it has no "
+                             f"{'opset' if not proto.opset_import else 'graph nodes'}. Export it again.")
     g = _Graph(proto)
     c = _Collector()
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)

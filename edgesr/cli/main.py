@@ -1,4 +1,6 @@
-"""Entry point. User errors print one clear line (exit 2); anything else is a bug and keeps its traceback."""
+"""Entry point. User errors print one clear line (exit 2), expected failures too (exit 1), and so do OS and
+memory errors (`edgesr.errors.failure_message`); anything else is a bug and keeps its traceback. A failed run
+removes the output folders it created and left empty."""
 from __future__ import annotations
 
 import importlib
@@ -89,6 +91,7 @@ def _run(argv: list[str] | None) -> None:
             raise
         click.echo(f"Error: {failure[0]}", err=True)
         sys.exit(failure[1])
+
 
 if __name__ == "__main__":
     main()

@@ -90,7 +90,7 @@ def test_huge_bench_size_refused_before_allocating(cli, workdir: Path, monkeypat
     def no_alloc(*args, **kwargs):
         raise AssertionError("an input was allocated")
 
-    monkeypatch.setattr("edgesr.bench.harness._input_image", no_alloc)
+    monkeypatch.setattr("edgesr.bench.harness.latency_input", no_alloc)
     res = cli("bench", "rlfn_ntire", "--size", "100000x100000", "--no-memory")
     assert res.code == 2 and "Traceback" not in res.output, res.output
     assert "100000x100000" in res.stderr and "more than this machine has" in res.stderr

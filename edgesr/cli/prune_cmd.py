@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgesr.cli.common import force_option, scale_option, weights_option
+from edgesr.utils.jsonable import to_jsonable
 
 REPORT_NAME = "report.json"
 REPORT_FORMAT = "edgesr.prune.report/1"
@@ -219,24 +220,9 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     save_pruned(staging, pruned, result.config, force=True)
     from edgesr.utils.atomic import write_text_atomic
 
-    text = json.dumps(_jsonable(report), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(to_jsonable(report), indent=1, allow_nan=False) + "\n"
     write_text_atomic(staging / REPORT_NAME, text, force=True)
     (staging / CHECKPOINT_NAME).unlink(missing_ok=True)
     destination.publish()
     click.echo(f"wrote {output_dir}/ (config.json, weights.pth, {REPORT_NAME}); load it with "
                f"edgesr.prune.load_pruned('{output_dir}')")
-
-
-def _jsonable(value):
-    """JSON-safe copy: non-finite floats become null (strict JSON has no NaN), paths become text."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -39,7 +39,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import math
 import platform
 import subprocess
 import tempfile
@@ -67,6 +66,7 @@ from edgesr.export.sidecar import (
     TensorSpec,
     sidecar_path_for,
 )
+from edgesr.metrics.psnr import format_psnr
 
 log = logging.getLogger(__name__)
 
@@ -365,10 +365,6 @@ def tensor_specs(io: str, in_name: str, out_name: str, dynamic: bool = True,
             [TensorSpec(name=out_name, dtype="float32", shape=oshape, value_range=rng)])
 
 
-def _db(value: float | None) -> str:
-    return "inf (identical)" if value is None or math.isinf(value) else f"{value:.2f} dB"
-
-
 def _size(n: int) -> str:
     return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
 
@@ -396,9 +392,9 @@ class MobileExportResult(ExportResult):
         for e in sc.parity.entries:
             fp16 = ""
             if e.fp16_max_abs_diff is not None:
-                fp16 = f" | fp16 vs fp32: max|d| {e.fp16_max_abs_diff:.4g}, PSNR {_db(e.fp16_psnr_db)}"
+                fp16 = f" | fp16 vs fp32: max|d| {e.fp16_max_abs_diff:.4g}, PSNR {format_psnr(e.fp16_psnr_db)}"
             lines.append(f"parity {e.height}x{e.width} ({sc.parity.runtime}): vs PyTorch max|d| "
-                         f"{e.max_abs_diff:.3g} (0..255), PSNR {_db(e.psnr_db)}{fp16}")
+                         f"{e.max_abs_diff:.3g} (0..255), PSNR {format_psnr(e.psnr_db)}{fp16}")
         written = ", ".join(f"{p} ({_size(p.stat().st_size)})" for p in self.files if p.exists())
         lines.append(f"wrote {written}")
         lines.extend(f"warning: {w}" for w in self.warnings)

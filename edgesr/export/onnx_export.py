@@ -52,6 +52,8 @@ from edgesr.export.sidecar import (
     sidecar_path_for,
 )
 from edgesr.export.verify import DEFAULT_PARITY_SIZES, IO_MODES
+from edgesr.metrics.psnr import format_psnr
+from edgesr.utils.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     import onnx
@@ -145,10 +147,10 @@ class ExportResult:
         for e in sc.parity.entries:
             fp16 = ""
             if e.fp16_max_abs_diff is not None:
-                fp16 = (f" | fp16 vs fp32: max|d| {e.fp16_max_abs_diff:.4g}, PSNR {_db(e.fp16_psnr_db)} "
-                        f"(strict emulation {_db(e.fp16_emulated_psnr_db)}, peak |x| {e.fp16_peak:.4g})")
+                fp16 = (f" | fp16 vs fp32: max|d| {e.fp16_max_abs_diff:.4g}, PSNR {format_psnr(e.fp16_psnr_db)} "
+                        f"(strict emulation {format_psnr(e.fp16_emulated_psnr_db)}, peak |x| {e.fp16_peak:.4g})")
             lines.append(f"parity {e.height}x{e.width}: vs PyTorch max|d| {e.max_abs_diff:.3g} (0..255), "
-                         f"PSNR {_db(e.psnr_db)}{fp16}")
+                         f"PSNR {format_psnr(e.psnr_db)}{fp16}")
         lines.append(f"wrote {self.path} ({_mib(sc.artifact.bytes)}, sha256 {sc.artifact.sha256[:16]}...) "
                      f"and {self.sidecar_path}")
         lines.extend(f"warning: {w}" for w in self.warnings)
@@ -170,10 +172,6 @@ class _Stopwatch:
         self.stages[stage] = self.stages.get(stage, 0.0) + now - self._last
         self._last = now
         log.debug("export stage %s: %.2f s", stage, self.stages[stage])
-
-
-def _db(value: float | None) -> str:
-    return "inf (identical)" if value is None or math.isinf(value) else f"{value:.2f} dB"
 
 
 def _mib(n: int) -> str:
@@ -316,7 +314,7 @@ def _reparameterize(model: nn.Module, options: ExportOptions, size: int) -> tupl
         except Exception as exc:  # noqa: BLE001 - the report is informative only
             log.debug("FoldReport.to_dict failed: %s", exc)
     return ReparamInfo(applied=True, passes=_applied_passes(report, details), report=str(report),
-                       details=_jsonable(details)), report
+                       details=to_jsonable(details)), report
 
 
 def _applied_passes(report: Any, details: Any) -> list[str]:
@@ -351,17 +349,6 @@ def _applied_passes(report: Any, details: Any) -> list[str]:
         if changed is None or changed:
             names.append(str(name))
     return names
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    if value is None:
-        return None
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return {"repr": repr(value)}
 
 
 # ---------------------------------------------------------------------------------------- exporters
@@ -641,7 +628,7 @@ def _weights_info(model: nn.Module) -> tuple[str | None, str | None]:
     path = getattr(model, "weights_path", None)
     if not path:
         return None, None
-    from edgesr.models.hub import sha256_file
+    from edgesr.utils.hashing import sha256_file
 
     p = Path(path)
     return str(path), (sha256_file(p) if p.is_file() else None)

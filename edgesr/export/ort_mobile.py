@@ -42,11 +42,9 @@ import contextlib
 import copy
 import dataclasses
 import datetime as _dt
-import hashlib
 import io as _io
 import json
 import logging
-import math
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -55,6 +53,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 
 from edgesr.errors import ExportError, UserInputError
+from edgesr.metrics.psnr import format_psnr
+from edgesr.utils.hashing import sha256_bytes
+from edgesr.utils.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     from torch import nn
@@ -103,16 +104,12 @@ class OrtExportResult:
             if e.get("fp16_psnr_db") is not None:
                 extra = " (FP16 vs FP32)"
             lines.append(f".ort parity {e['height']}x{e['width']}: vs PyTorch max|d| {e['max_abs_diff']:.3g} "
-                         f"(0..255), PSNR {_db(e['psnr_db'])}{extra}")
+                         f"(0..255), PSNR {format_psnr(e['psnr_db'])}{extra}")
         art = self.sidecar["artifact"]
         lines.append(f"wrote {self.path} ({art['bytes'] / 1024:.1f} KiB, sha256 {art['sha256'][:16]}...), "
                      f"{self.config_path.name} and {self.sidecar_path.name}")
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
-
-
-def _db(value: float | None) -> str:
-    return "inf (identical)" if value is None or math.isinf(value) else f"{value:.2f} dB"
 
 
 def config_path_for(ort_path: str | Path) -> Path:
@@ -194,22 +191,6 @@ def convert_onnx_to_ort(onnx_path: str | Path, ort_path: str | Path, *, optimiza
             tmp_ort.write_bytes(made[0].read_bytes())
             tmp_cfg.write_bytes(configs[0].read_bytes())
     return OrtConversion(ort_path, config_path, style, platform, read_required_ops(config_path))
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | None" = None, *,
@@ -323,7 +304,7 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
         ort_bytes = conv.ort_path.read_bytes()
         src_bytes = Path(src).read_bytes()
         side = copy.deepcopy(base)
-        side["artifact"] = {"file": path.name, "format": "ort", "bytes": len(ort_bytes), "sha256": _sha256(ort_bytes)}
+        side["artifact"] = {"file": path.name, "format": "ort", "bytes": len(ort_bytes), "sha256": sha256_bytes(ort_bytes)}
         fp16s = [e["fp16_psnr_db"] for e in entries if e["fp16_psnr_db"] is not None]
         side["parity"] = {
             "reference": "PyTorch eager FP32, CPU (the model before folding)",
@@ -349,10 +330,10 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
             "runtime_optimizations_note": ("replay needs the session option "
                                            "session.enable_saved_runtime_optimizations=1") if style == "runtime" else None,
             "max_abs_diff_vs_onnx": ort_vs_src,
-            "source_onnx": {"precision": precision, "bytes": len(src_bytes), "sha256": _sha256(src_bytes)},
+            "source_onnx": {"precision": precision, "bytes": len(src_bytes), "sha256": sha256_bytes(src_bytes)},
             "tool": "onnxruntime.tools.convert_onnx_models_to_ort",
         }
-        text = json.dumps(_jsonable(side), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(to_jsonable(side), indent=2, allow_nan=False) + "\n"
         with atomic_path(path, options.force) as t_ort, atomic_path(config_path, options.force) as t_cfg, \
                 atomic_path(side_path, options.force) as t_side:
             t_ort.write_bytes(ort_bytes)

@@ -43,13 +43,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
-import hashlib
 import json
 import logging
 import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -57,6 +57,9 @@ import numpy as np
 
 from edgesr.errors import ExportError, UserInputError, suggest
 from edgesr.export.calibration import DEFAULT_PERCENTILE, RANGE_METHODS
+from edgesr.metrics.psnr import format_psnr
+from edgesr.utils.hashing import sha256_bytes
+from edgesr.utils.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     import onnx
@@ -163,31 +166,26 @@ class QuantizeResult:
 
     def summary(self) -> list[str]:
         cal = self.calibration
+        db = partial(format_psnr, none="n/a")  # None: not measured
         lines = [f"int8 ({self.target}, {self.method} ranges, per-channel weights: {self.per_channel}); "
                  f"calibrated on {cal.get('crops')} crops of {cal.get('crop_size')} px from "
                  f"{cal.get('files')} images in {cal.get('folder')}"]
         if self.full_int8_psnr_db is not None:
-            lines.append(f"all nodes quantized: PSNR vs FP32 {_db(self.full_int8_psnr_db)} (held-out crops)")
+            lines.append(f"all nodes quantized: PSNR vs FP32 {db(self.full_int8_psnr_db)} (held-out crops)")
         if self.steps:
             fwd = [s for s in self.steps if not s.node.startswith("-")]
             back = [s for s in self.steps if s.node.startswith("-") and s.kept]
             lines.append(f"sensitivity search: {len(self.sensitivity)} nodes measured, {len(fwd)} exclusions "
                          f"tried, {sum(s.kept for s in fwd)} kept, {len(back)} quantized again (budget "
-                         f"{self.psnr_budget_db:g} dB vs FP32 on selection crops: {_db(self.selection_psnr_db)})")
+                         f"{self.psnr_budget_db:g} dB vs FP32 on selection crops: {db(self.selection_psnr_db)})")
         if self.excluded:
             lines.append(f"kept in float ({len(self.excluded)}): {', '.join(self.excluded)}")
-        lines.append(f"result: PSNR vs FP32 {_db(self.psnr_db)} mean, {_db(self.min_psnr_db)} worst, "
+        lines.append(f"result: PSNR vs FP32 {db(self.psnr_db)} mean, {db(self.min_psnr_db)} worst, "
                      f"max |d| {self.max_abs_diff:.3g} (0..255) on {cal.get('holdout_crops')} held-out crops")
         lines.append("QDQ: " + ", ".join(f"{k} {v}" for k, v in self.qdq_counts.items()))
         lines.append(f"wrote {self.path} and {self.sidecar_path} ({self.seconds:.1f} s)")
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
-
-
-def _db(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "inf (identical)" if math.isinf(value) else f"{value:.2f} dB"
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -259,24 +257,6 @@ def _qdq_counts(model: "onnx.ModelProto") -> dict[str, int]:
     counts["quantized_convs"] = sum(1 for n in convs if len(n.input) > 1 and n.input[1] in dq_outputs)
     counts["float_convs"] = len(convs) - counts["quantized_convs"]
     return counts
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    return value
 
 
 # ------------------------------------------------------------------------------------------ evaluation
@@ -617,7 +597,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
     sidecar = _int8_sidecar(base_side, proto, qproto, data, out_path, fp32_path, fp32_bytes, io, qt, result,
                             held, values, threads)
     result.sidecar = sidecar
-    text = json.dumps(_jsonable(sidecar), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(to_jsonable(sidecar), indent=2, allow_nan=False) + "\n"
     with atomic_path(out_path, force) as tmp_model, atomic_path(side_path, force) as tmp_side:
         tmp_model.write_bytes(data)
         tmp_side.write_text(text, encoding="utf-8")
@@ -687,7 +667,7 @@ def _int8_sidecar(base: dict[str, Any] | None, fp32: "onnx.ModelProto", qproto: 
     else:
         side = _minimal_sidecar(fp32, io, int(result.calibration["output_scale"]))
     side["schema_version"], side["kind"] = side.get("schema_version", SCHEMA_VERSION), side.get("kind", KIND)
-    side["artifact"] = {"file": out_path.name, "format": "onnx", "bytes": len(data), "sha256": _sha256(data)}
+    side["artifact"] = {"file": out_path.name, "format": "onnx", "bytes": len(data), "sha256": sha256_bytes(data)}
     if not base:
         side["inputs"] = [{"name": v.name, "dtype": tensor_dtype_name(v.type.tensor_type.elem_type),
                            "shape": value_shape(v), "layout": "NCHW", "color": "RGB",
@@ -729,7 +709,7 @@ def _int8_sidecar(base: dict[str, Any] | None, fp32: "onnx.ModelProto", qproto: 
         "sensitivity": [asdict(e) for e in result.sensitivity],
         "search": [asdict(s) for s in result.steps],
         "qdq": result.qdq_counts,
-        "source": {"file": fp32_path.name, "sha256": _sha256(fp32_bytes)},
+        "source": {"file": fp32_path.name, "sha256": sha256_bytes(fp32_bytes)},
         "tool": "onnxruntime.quantization.quantize_static (QDQ), ranges from edgesr.export.calibration",
     }
     first = ["schema_version", "kind"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from edgesr.metrics.color import rgb_to_y
-from edgesr.metrics.psnr import psnr, psnr_between
+from edgesr.metrics.psnr import format_psnr, psnr, psnr_between
 from edgesr.metrics.ssim import ssim
 
-__all__ = ["rgb_to_y", "psnr", "psnr_between", "ssim"]
+__all__ = ["format_psnr", "rgb_to_y", "psnr", "psnr_between", "ssim"]

@@ -10,6 +10,14 @@ from edgesr.errors import UserInputError
 from edgesr.metrics._prepare import prepare_pair
 
 
+def format_psnr(value: float | None, none: str = "inf (identical)") -> str:
+    """``"38.21 dB"`` for reports; inf reads "inf (identical)", and so does None by default, because
+    sidecars store an infinite PSNR as JSON null (pass `none` where None means "not measured")."""
+    if value is None:
+        return none
+    return "inf (identical)" if math.isinf(value) else f"{value:.2f} dB"
+
+
 def _psnr_from_mse(mse: float, data_range: float) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(data_range * data_range / mse)
 

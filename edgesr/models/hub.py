@@ -28,6 +28,7 @@ from edgesr.errors import UnknownModelError, UserInputError, WeightsError
 from edgesr.models.registry import PretrainedCfg, get_pretrained_cfg, list_pretrained
 from edgesr.paths import cache_dir, weight_search_dirs
 from edgesr.utils.atomic import atomic_path
+from edgesr.utils.hashing import sha256_file
 
 __all__ = ["resolve_weights", "sha256_file", "verify_sha256", "download", "is_offline"]
 
@@ -37,15 +38,6 @@ ALLOWED_SCHEMES = ("http", "https", "file")
 _TRUTHY = ("1", "true", "yes")
 _ENV_HELP = ("EDGESR_WEIGHTS_DIR (an extra folder searched first), EDGESR_CACHE (download cache), "
              "EDGESR_SHARED (shared data root), EDGESR_OFFLINE=1 (never download)")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 digest of a file, read in `chunk`-byte blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _normalize_digest(expected: str) -> str:

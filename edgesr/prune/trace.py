@@ -1,6 +1,6 @@
 """Channel-group discovery: which output/input channels of which convolutions must be pruned together.
 
-The model is traced with torch.fx (`PruneTracer`: `MeanShift` and `ValueScale` stay leaves) and its
+The model is traced with torch.fx (`edgesr.analysis.tracing`; `MeanShift` and `ValueScale` stay leaves) and its
 shapes are propagated with `ShapeProp` on a real example input. Every 4-D tensor then carries one
 *channel element* per channel; an element belongs to a *space* (the output of one conv call, the model
 input, a PixelShuffle output, a constant). Ops relate elements:
@@ -23,13 +23,12 @@ attributes of the module (IMDN's ``self.d_nc``), so removing a channel there wou
 code to change; edgesr keeps such channels (see ``docs`` in `edgesr.prune`).
 
 Unknown functions/methods that touch channels raise `UnsupportedOpError` naming the op and the node;
-control flow that torch.fx cannot trace raises `UserInputError` naming the module and the code line.
+control flow that torch.fx cannot trace raises `TraceError` naming the module and the code line.
 """
 from __future__ import annotations
 
 import logging
 import operator
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from edgesr.utils.shapes import parse_hw
+from edgesr.analysis.tracing import ModelTracer, trace_model
 from edgesr.errors import UserInputError
 from edgesr.layers.mean_shift import MeanShift
 from edgesr.layers.scale import ValueScale
@@ -50,7 +50,6 @@ __all__ = [
     "ChannelGroup",
     "ConvCall",
     "GroupMember",
-    "PruneTracer",
     "UnsupportedOpError",
     "find_groups",
     "format_groups",
@@ -62,31 +61,6 @@ DEFAULT_EXAMPLE = (2, 3, 32, 32)
 
 class UnsupportedOpError(UserInputError):
     """The traced graph holds an op the channel analysis cannot see through."""
-
-
-class PruneTracer(fx.Tracer):
-    """fx tracer that keeps `MeanShift` and `ValueScale` as leaves and remembers the module being traced."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scope_stack: list[tuple[str, str]] = []
-        self.error_scope: tuple[str, str] | None = None
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, (MeanShift, ValueScale)):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
-
-    def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
-        self.scope_stack.append((self.path_of_module(m), type(m).__name__))
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        except Exception:
-            if self.error_scope is None:  # the innermost module running when tracing failed
-                self.error_scope = self.scope_stack[-1]
-            raise
-        finally:
-            self.scope_stack.pop()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -863,30 +837,9 @@ def _example(model: nn.Module, example_input: torch.Tensor | Sequence[int] | Non
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
-    tracer = PruneTracer()
-    name = getattr(model, "edgesr_name", None) or type(model).__name__
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:  # noqa: BLE001 - every trace failure is reported the same way
-        where = tracer.error_scope or ("", type(model).__name__)
-        module = f"module {where[0]!r} ({where[1]})" if where[0] else f"{where[1]}.forward"
-        code = _user_frame(exc)
-        kind = "data-dependent control flow" if isinstance(exc, fx.proxy.TraceError) else type(exc).__name__
-        raise UserInputError(
-            f"cannot trace {name} for channel pruning: {kind} in {module}{code}: {exc}. "
-            "torch.fx needs a forward without Python control flow on tensor values; "
-            "rewrite that branch with tensor ops or make the module a leaf.") from exc
-    return fx.GraphModule(tracer.root, graph, name)
-
-
-def _user_frame(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    torch_dir = str(torch.__file__).rsplit("/", 1)[0]
-    user = [f for f in frames if not f.filename.startswith(torch_dir) and "edgesr/prune/" not in f.filename]
-    if not user:
-        return ""
-    f = user[-1]
-    return f" at {f.filename.rsplit('/', 1)[-1]}:{f.lineno} `{(f.line or '').strip()}`"
+    tracer = ModelTracer((MeanShift, ValueScale))
+    graph = trace_model(model, tracer, purpose="channel pruning")
+    return fx.GraphModule(tracer.root, graph, getattr(model, "edgesr_name", None) or type(model).__name__)
 
 
 def _propagate_shapes(gm: fx.GraphModule, x: torch.Tensor, model: nn.Module) -> None:

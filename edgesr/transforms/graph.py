@@ -24,6 +24,8 @@ import torch
 import torch.fx
 from torch import nn
 
+from edgesr.analysis.tracing import ModelTracer, trace_model
+from edgesr.layers.reparam import ReparamConv
 from edgesr.layers.scale import ValueScale
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -32,41 +34,22 @@ ADD_TARGETS = (operator.add, torch.add, operator.iadd)
 MUL_TARGETS = (operator.mul, torch.mul, operator.imul)
 
 
-class TraceError(RuntimeError):
-    """The model cannot be traced by torch.fx (data-dependent control flow, ...)."""
-
-
 def leaf_types() -> tuple[type, ...]:
-    from edgesr.layers.reparam import ReparamConv  # lazy: edgesr.layers.reparam imports edgesr.transforms
-
+    """What the fold passes see as one node: convs, BatchNorm, PixelShuffle, Linear, ValueScale and the
+    re-parameterizable convs (`ReparamConv`)."""
     return (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.PixelShuffle, nn.Linear,
             ValueScale, ReparamConv)
 
 
-class FoldTracer(torch.fx.Tracer):
-    """Inlines every module except the fold-relevant leaves (and torch.nn's own modules)."""
-
-    def __init__(self, keep: Callable[[nn.Module, str], bool] | None = None) -> None:
-        super().__init__()
-        self._leaves = leaf_types()
-        self._keep = keep
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if type(m) is nn.Identity:  # traced through: what a fold left behind is invisible to the next pass
-            return False
-        if isinstance(m, self._leaves):
-            return True
-        if self._keep is not None and self._keep(m, module_qualified_name):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
+def fold_tracer(keep: Callable[[nn.Module, str], bool] | None = None) -> ModelTracer:
+    """Inlines every module except the fold-relevant leaves (and torch.nn's own modules); ``nn.Identity``
+    is traced through, so what a fold left behind is invisible to the next pass."""
+    return ModelTracer(leaf_types(), inline=(nn.Identity,), keep=keep)
 
 
-def trace(model: nn.Module, tracer: torch.fx.Tracer | None = None) -> torch.fx.Graph:
-    """The fx graph of `model` (not a GraphModule: nothing is copied)."""
-    try:
-        return (tracer or FoldTracer()).trace(model)
-    except Exception as exc:  # noqa: BLE001 - fx raises many types; the caller reports it
-        raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
+def trace(model: nn.Module, tracer: ModelTracer | None = None) -> torch.fx.Graph:
+    """The fx graph of `model` (not a GraphModule: nothing is copied); `TraceError` when it cannot be traced."""
+    return trace_model(model, tracer or fold_tracer(), purpose="folding")
 
 
 def module_calls(graph: torch.fx.Graph) -> Counter:
@@ -150,7 +133,7 @@ def rewrite_owner(model: nn.Module, owner: str, targets: Iterable[str],
             return False
         return not any(t == qualname or t.startswith(qualname + ".") for t in targets)
 
-    graph = trace(root, FoldTracer(keep))
+    graph = trace(root, fold_tracer(keep))
     modules = dict(root.named_modules())
     changed = edit(graph, modules, root)
     if not changed:

@@ -47,6 +47,7 @@ from edgesr.errors import ExportError, UserInputError
 from edgesr.models.hub import sha256_file
 from edgesr.export.tensorrt.profiles import ProfileShapes, profile_from_dict
 from edgesr.export.tensorrt.runtime import GpuInfo, import_tensorrt, require_gpu, trt_major, trt_version
+from edgesr.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgesr.analysis.tracing import TraceError
 from edgesr.layers import fold_math
-from edgesr.transforms.graph import (TraceError, call_module_of, data_users, is_conv2d, module_calls,
-                                     replace_module, trace)
+from edgesr.transforms.graph import call_module_of, data_users, is_conv2d, module_calls, replace_module, trace
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass
 
 

@@ -23,9 +23,10 @@ import torch.fx
 from torch import nn
 
 from edgesr.analysis.complexity import Complexity
+from edgesr.analysis.tracing import TraceError
 from edgesr.layers import fold_math
-from edgesr.transforms.graph import (TraceError, data_users, is_conv2d, module_calls, owner_path,
-                                     relative, replace_module, rewrite_owner, shape_users, trace)
+from edgesr.transforms.graph import (data_users, is_conv2d, module_calls, owner_path, relative,
+                                     replace_module, rewrite_owner, shape_users, trace)
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass
 
 

@@ -18,9 +18,10 @@ import torch
 import torch.fx
 from torch import nn
 
+from edgesr.analysis.tracing import TraceError
 from edgesr.layers import fold_math
-from edgesr.transforms.graph import (ADD_TARGETS, TraceError, data_users, is_conv2d, module_calls, owner_path,
-                                     relative, rewrite_owner, trace)
+from edgesr.transforms.graph import (ADD_TARGETS, data_users, is_conv2d, module_calls, owner_path, relative,
+                                     rewrite_owner, trace)
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass
 
 

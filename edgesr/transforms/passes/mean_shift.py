@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgesr.analysis.tracing import TraceError
 from edgesr.layers.mean_shift import MeanShift
-from edgesr.transforms.graph import TraceError, call_module_of, module_calls, trace
+from edgesr.transforms.graph import call_module_of, module_calls, trace
 from edgesr.transforms.passes._affine import fold_affine
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch.fx
 from torch import nn
 
+from edgesr.analysis.tracing import TraceError
 from edgesr.layers import fold_math
-from edgesr.transforms.graph import (MUL_TARGETS, FoldTracer, TraceError, data_users, is_conv2d, module_calls,
+from edgesr.transforms.graph import (MUL_TARGETS, fold_tracer, data_users, is_conv2d, module_calls,
                                      replace_module, trace)
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass
 
@@ -27,9 +28,9 @@ def _res_scale_uses(block: nn.Module) -> list[tuple[torch.fx.Node, int]] | None:
     """(node, arg index) of every use of ``block.res_scale`` in its traced forward; None if untraceable."""
     original = block.res_scale
     try:
-        g1 = trace(block, FoldTracer())
+        g1 = trace(block, fold_tracer())
         block.res_scale = _PROBE
-        g2 = trace(block, FoldTracer())
+        g2 = trace(block, fold_tracer())
     except TraceError:
         return None
     finally:

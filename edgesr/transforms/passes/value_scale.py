@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgesr.analysis.tracing import TraceError
 from edgesr.layers.scale import ValueScale
-from edgesr.transforms.graph import TraceError, call_module_of, module_calls, replace_module, trace
+from edgesr.transforms.graph import call_module_of, module_calls, replace_module, trace
 from edgesr.transforms.passes._affine import fold_affine
 from edgesr.transforms.registry import FoldContext, FoldPass, PassOutcome, register_pass
 

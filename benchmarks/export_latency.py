@@ -32,7 +32,7 @@ def main() -> None:
     import torch
 
     from edgesr.bench.env import collect_env, env_slug
-    from edgesr.bench.harness import _input_image
+    from edgesr.bench.harness import latency_input
     from edgesr.bench.latency import measure_runner
     from edgesr.export import ExportOptions, export_onnx
     from edgesr.models import create_model
@@ -41,7 +41,7 @@ def main() -> None:
     from edgesr.utils.atomic import write_text_atomic
 
     torch.set_num_threads(args.threads)
-    x = _input_image(args.size, args.size)
+    x = latency_input(args.size, args.size)
     timing = dict(warmup_s=1.0, min_iters=args.runs, min_seconds=args.min_seconds, max_seconds=120.0)
     lines = []
     env = collect_env(threads=args.threads, gpu=False)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / "edgesr"
 # Bottom to top. Units in one layer do not depend on each other's being there.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "paths", "utils"),
-    ("data", "metrics"),
+    ("data", "metrics", "artifacts"),
     ("layers",),
     ("analysis",),
     ("transforms",),

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import logging
 import time
@@ -47,7 +46,7 @@ from edgesr.errors import ExportError, UserInputError
 from edgesr.models.hub import sha256_file
 from edgesr.export.tensorrt.profiles import ProfileShapes, profile_from_dict
 from edgesr.export.tensorrt.runtime import GpuInfo, import_tensorrt, require_gpu, trt_major, trt_version
-from edgesr.utils.hashing import sha256_file
+from edgesr.utils.hashing import sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -483,7 +482,7 @@ def _engine_sidecar(onnx_side: dict[str, Any], onnx_path: Path, engine_path: Pat
                     seconds: float, notes: list[str], int8: bool) -> dict[str, Any]:
     side = json.loads(json.dumps(onnx_side)) if onnx_side else {"schema_version": "1.0", "kind": "edgesr-artifact"}
     side["artifact"] = {"file": engine_path.name, "format": "tensorrt", "bytes": len(plan),
-                        "sha256": hashlib.sha256(plan).hexdigest()}
+                        "sha256": sha256_bytes(plan)}
     if not side.get("inputs"):
         side["inputs"] = [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "layout": "NCHW"}
                           for t in info["io"] if t["mode"] == "input"]

@@ -144,14 +144,37 @@ def import_cycles(edges: Edges) -> list[list[str]]:
     return groups
 
 
+def shortest_loop(group: list[str], edges: Edges) -> list[str]:
+    """The shortest import loop within `group` (a strongly connected set of units): [a, b, ..., a]."""
+    members = set(group)
+    best: list[str] = []
+    for start in sorted(group):
+        paths = {start: [start]}
+        frontier = [start]
+        while frontier and not (best and len(paths[frontier[0]]) >= len(best)):
+            nxt = []
+            for a in frontier:
+                for b in sorted(b for (x, b) in edges if x == a and b in members):
+                    if b == start:
+                        loop = paths[a] + [start]
+                        if not best or len(loop) < len(best):
+                            best = loop
+                    elif b not in paths:
+                        paths[b] = paths[a] + [b]
+                        nxt.append(b)
+            frontier = nxt
+    return best
+
+
 def describe_cycles(edges: Edges) -> str:
-    """One paragraph per cycle, naming the import lines that tie it (empty when there is none)."""
+    """For each cycle: the units it ties and its shortest loop with the import lines that make it
+    (empty when there is no cycle). Breaking one of those imports breaks that loop."""
     out = []
     for group in import_cycles(edges):
-        out.append("import cycle between " + ", ".join(group) + ":")
-        for (a, b), where in sorted(edges.items()):
-            if a in group and b in group:
-                out.append(f"  {a} -> {b}: " + ", ".join(where))
+        loop = shortest_loop(group, edges)
+        out.append(f"import cycle between {', '.join(group)}; shortest loop {' -> '.join(loop)}:")
+        for a, b in zip(loop, loop[1:]):
+            out.append(f"  {a} -> {b}: " + ", ".join(edges[(a, b)]))
     return "\n".join(out)
 
 
@@ -212,7 +235,7 @@ def test_checker_finds_a_cycle_through_function_level_and_relative_imports(tmp_p
     assert edges[("side", "high")] == ["edgesr/side.py:1"]  # `from edgesr import high` is the subpackage
     assert import_cycles(edges) == [["high", "low", "mid"]]
     message = describe_cycles(edges)
-    assert "import cycle between high, low, mid" in message
+    assert "import cycle between high, low, mid; shortest loop high -> mid -> low -> high:" in message
     assert "low -> high: edgesr/low/core.py:2" in message and "mid -> low: edgesr/mid/__init__.py:1" in message
 
 
@@ -225,7 +248,8 @@ def test_checker_fails_on_a_cycle_planted_in_a_copy_of_edgesr(tmp_path: Path) ->
     line = len(errors.read_text().splitlines())
     message = describe_cycles(import_edges(copy))
     assert message.startswith("import cycle between ")
-    assert f"errors -> cli: edgesr/errors.py:{line}" in message
+    assert "shortest loop cli -> errors -> cli:" in message
+    assert f"  errors -> cli: edgesr/errors.py:{line}" in message
     assert any(f"errors.py:{line}" in p and "above it" in p for p in layer_violations(import_edges(copy)))
 
 

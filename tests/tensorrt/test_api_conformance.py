@@ -38,6 +38,9 @@ REMOVED_IN_11 = frozenset({
     "IInt8EntropyCalibrator", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator", "IInt8LegacyCalibrator",
     "ICudaEngine.device_memory_size", "NetworkDefinitionCreationFlag.EXPLICIT_BATCH",
 })
+# Names of REMOVED_IN_11 that edgesr's source may use because the use only runs on 10.x (none today: the
+# 10.x FP16/INT8 flags are requested through Polygraphy's create_config, which the fake records).
+VERSION_GATED: frozenset[str] = frozenset()
 
 
 class ApiNames:
@@ -71,6 +74,9 @@ def conformance_errors(touched: dict[str, set[str]], static: dict[str, list[str]
         if int(version.split(".")[0]) >= 11:
             for name in sorted(set(touched.get(version, ())) & REMOVED_IN_11):
                 errors.append(f"TensorRT {version} removed {name}, but the 11.x path touches it")
+            for name in sorted((set(static) & REMOVED_IN_11) - VERSION_GATED):
+                errors.append(f"TensorRT {version} removed {name}, used at {', '.join(static[name][:3])} (gate it on "
+                              "the major version and list it in VERSION_GATED)")
     return errors
 
 
@@ -190,6 +196,7 @@ def test_planted_removed_or_unknown_names_fail(touched_by_version, tmp_path):
     build = copy / "export" / "tensorrt" / "build.py"
     build.write_text(build.read_text(encoding="utf-8") + "\n\ndef _planted(trt, config):\n"
                      "    config.set_flag(trt.BuilderFlag.FP16)\n"
+                     "    config.set_flag(trt.BuilderFlag.INT8)\n"
                      "    config.int8_calibrator = trt.IInt8EntropyCalibrator2()\n"
                      "    return trt.ICudaEngine.enqueue_v9\n", encoding="utf-8")
     errors = conformance_errors(touched_by_version, static_trt_names(copy))
@@ -197,6 +204,7 @@ def test_planted_removed_or_unknown_names_fail(touched_by_version, tmp_path):
     newest = SUPPORTED[-1]
     assert f"TensorRT {newest} has no BuilderFlag.FP16 (used at edgesr/export/tensorrt/build.py:" in text
     assert f"TensorRT {newest} has no IInt8EntropyCalibrator2" in text
+    assert f"TensorRT {newest} removed BuilderFlag.INT8, used at edgesr/export/tensorrt/build.py:" in text  # scoped
     assert all(f"TensorRT {v} has no ICudaEngine.enqueue_v9" in text for v in SUPPORTED)
     assert f"TensorRT {SUPPORTED[0]} has no BuilderFlag.FP16" not in text  # 10.x still has it
 

@@ -252,11 +252,17 @@ def _dims(value: Any) -> list[int]:
 # ---- the build ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def polygraphy_quiet() -> Iterator[None]:
-    """Polygraphy's own log at ERROR (INFO when edgesr logs at DEBUG): edgesr prints its own summary."""
+    """Polygraphy's own log at ERROR (INFO when edgesr logs at DEBUG), in plain text: edgesr prints its own
+    summary, and a message about Polygraphy's optional 'colored' package would only be noise."""
     from polygraphy.logger import G_LOGGER
 
-    with G_LOGGER.verbosity(G_LOGGER.INFO if log.isEnabledFor(logging.DEBUG) else G_LOGGER.ERROR):
-        yield
+    colors = G_LOGGER.colors
+    G_LOGGER.colors = False
+    try:
+        with G_LOGGER.verbosity(G_LOGGER.INFO if log.isEnabledFor(logging.DEBUG) else G_LOGGER.ERROR):
+            yield
+    finally:
+        G_LOGGER.colors = colors
 
 
 def _polygraphy_version() -> str:

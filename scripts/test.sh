@@ -2,8 +2,15 @@
 # Set up (idempotent) and run the test suite. Exit code 5 from pytest (no tests collected) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q torch==2.13.0 2>&1 | grep -v -e "as the 'root' user" -e "^WARNING: Location" || true
-python3 -m pip install -q -e ".[dev]" 2>&1 | grep -v -e "as the 'root' user" -e "^WARNING: Location" || true
+pip_install() {
+  python3 -m pip install -q "$@" 2>&1 | grep -v -e "as the 'root' user" -e "^WARNING: Location" || true
+}
+pip_install torch==2.13.0
+pip_install -e ".[dev]"
+# ExecuTorch without its declared tool chain (coremltools, pandas, scikit-learn, ...): the export and
+# runtime paths edgesr uses need only these two modules beyond torch; --no-deps never pulls another torch.
+pip_install --no-deps executorch==1.5.1 torchao==0.18.0
+pip_install ruamel.yaml tabulate
 set +e
 python3 -m pytest -q -m "not slow" "$@"
 status=$?

@@ -2,11 +2,26 @@
 
 Tests that need the real data in ../shared fail in CI (CI=true) when it is missing and skip,
 with the reason, only on a developer machine without it.
+
+Cheap shared fixtures for expensive things (session-scoped: built once, on first use, for all folders;
+treat what they return as read-only):
+
+- `rlfn_x4`: the official RLFN x4 (eval mode, offline weights). Copy it (`copy.deepcopy`) before
+  changing it.
+- `export_cache(variant, fp16=False, io="float01", **ExportOptions fields)`: `export_onnx` of a
+  pretrained variant (``edsr_baseline``: seeded random init), once per argument set.
+- `rlfn_x4_onnx` / `rlfn_x4_uint8_onnx`: ExportResults (``.path``, ``.sidecar``) of the official
+  RLFN x4 exported by edgesr, FP32 with float 0..1 or uint8 I/O, parity-checked at 64x64.
+
+The session's peak RSS (this process and its children) is printed at the end of the run.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -39,3 +54,81 @@ def weights_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def datasets_dir(shared: Path) -> Path:
     return _require(shared / "datasets")
+
+
+# -------------------------------------------------------------------------------- shared heavy fixtures
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """EDGESR_OFFLINE=1 while a session fixture builds (weights come from ../shared, never the network)."""
+    before = os.environ.get("EDGESR_OFFLINE")
+    os.environ["EDGESR_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["EDGESR_OFFLINE"]
+        else:
+            os.environ["EDGESR_OFFLINE"] = before
+
+
+@pytest.fixture(scope="session")
+def rlfn_x4(weights_dir: Path):
+    """The official RLFN x4, built once per session."""
+    from edgesr.models import create_model
+
+    with _offline():
+        return create_model("rlfn_x4").eval()
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory) -> Callable:
+    """export(variant, fp16=False, io="float01", **options) -> ExportResult, cached for the session."""
+    from edgesr.export import ExportOptions, export_onnx
+    from edgesr.models import create_model
+
+    cache: dict[tuple, object] = {}
+    root = tmp_path_factory.mktemp("exports")
+
+    def export(variant: str, fp16: bool = False, io: str = "float01", **options):
+        key = (variant, fp16, io, tuple(sorted(options.items())))
+        if key not in cache:
+            with _offline():
+                if variant == "edsr_baseline":
+                    torch.manual_seed(0)
+                    model = create_model("edsr_baseline", scale=4)  # random init: no official weights
+                else:
+                    model = create_model(variant)
+                path = Path(root) / f"{variant}_{'fp16' if fp16 else 'fp32'}_{io}_{len(cache)}.onnx"
+                cache[key] = export_onnx(model, path, ExportOptions(fp16=fp16, io=io, **options))
+        return cache[key]
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def rlfn_x4_onnx(export_cache, weights_dir: Path):
+    """The official RLFN x4 exported by edgesr (FP32, float 0..1 I/O, dynamic H/W)."""
+    return export_cache("rlfn_x4", parity_sizes=((64, 64),))
+
+
+@pytest.fixture(scope="session")
+def rlfn_x4_uint8_onnx(export_cache, weights_dir: Path):
+    """The official RLFN x4 exported by edgesr with uint8 NCHW I/O."""
+    return export_cache("rlfn_x4", io="uint8", parity_sizes=((64, 64),))
+
+
+# ------------------------------------------------------------------------------------------ peak memory
+def peak_rss_mib() -> tuple[float, float]:
+    """(this process, its largest waited-for child) peak resident set size in MiB (Linux: KiB units).
+
+    A forked child's figure starts from the parent's peak at the fork, so the larger of the two is
+    the suite's peak."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    own, children = peak_rss_mib()
+    terminalreporter.write_line(f"peak RSS: {max(own, children):.0f} MiB (pytest process {own:.0f} MiB, "
+                                f"largest child process {children:.0f} MiB)")

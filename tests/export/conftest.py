@@ -1,19 +1,11 @@
-"""Fixtures for the export tests: tiny models, and a session cache of real-model exports.
-
-Exports of the real models are the expensive part (export + PyTorch and ONNX Runtime runs at three
-sizes); each (variant, fp16, io, sizes) is exported once per session and shared between tests.
-"""
+"""Fixtures for the export tests: tiny models. Real-model exports come from the session-wide
+`export_cache` of tests/conftest.py (each (variant, fp16, io, options) is exported once per session)."""
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from edgesr.export import ExportOptions, ExportResult, export_onnx
 
 
 @pytest.fixture(autouse=True)
@@ -91,26 +83,3 @@ def hot_sr() -> HotSR:
 def fast() -> dict:
     """ExportOptions for tests that are not about parity at the acceptance sizes."""
     return dict(parity_sizes=((24, 20),), exporter="torchscript")
-
-
-@pytest.fixture(scope="session")
-def export_cache(tmp_path_factory) -> Callable[..., ExportResult]:
-    """export(variant, fp16=False, io="float01", **options) -> ExportResult, cached for the session."""
-    from edgesr.models import create_model
-
-    cache: dict[tuple, ExportResult] = {}
-    root = tmp_path_factory.mktemp("exports")
-
-    def export(variant: str, fp16: bool = False, io: str = "float01", **options) -> ExportResult:
-        key = (variant, fp16, io, tuple(sorted(options.items())))
-        if key not in cache:  # called inside tests, where `_offline` has set EDGESR_OFFLINE=1
-            if variant == "edsr_baseline":
-                torch.manual_seed(0)
-                model = create_model("edsr_baseline", scale=4)  # random init: no official weights
-            else:
-                model = create_model(variant)
-            path = Path(root) / f"{variant}_{'fp16' if fp16 else 'fp32'}_{io}_{len(cache)}.onnx"
-            cache[key] = export_onnx(model, path, ExportOptions(fp16=fp16, io=io, **options))
-        return cache[key]
-
-    return export

@@ -275,14 +275,9 @@ def test_polygraphy_calls_match_the_installed_polygraphy(fake_trt, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rlfn_onnx(tmp_path_factory, weights_dir):
-    """The real RLFN x4 (official weights), exported by edgesr."""
-    from edgesr.export import ExportOptions, export_onnx
-    from edgesr.models import create_model
-
-    path = tmp_path_factory.mktemp("pg") / "rlfn_x4.onnx"
-    export_onnx(create_model("rlfn_x4"), path, ExportOptions(parity_sizes=((16, 16),)))
-    return path
+def rlfn_onnx(rlfn_x4_onnx):
+    """The real RLFN x4 (official weights), exported by edgesr (the session's shared export)."""
+    return rlfn_x4_onnx.path
 
 
 def test_polygraphy_onnx_loaders_and_comparator_on_rlfn(rlfn_onnx, datasets_dir):

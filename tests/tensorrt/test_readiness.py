@@ -112,25 +112,18 @@ def test_tiny_exports_and_uint8_shape_rewiring(tiny_exports):
 
 
 @pytest.fixture(scope="module")
-def rlfn_x4(tmp_path_factory):
-    """The real RLFN x4 (official weights, folded), exported by edgesr: fp32 and uint8 I/O; fp16 is the fp32 graph
-    through the exporter's own FP16 conversion (what `--fp16` writes)."""
-    from edgesr.export import ExportOptions, export_onnx
+def rlfn_x4_exports(tmp_path_factory, rlfn_x4_onnx, rlfn_x4_uint8_onnx):
+    """The real RLFN x4 (official weights, folded), exported by edgesr: fp32 and uint8 I/O (the session's
+    shared exports); fp16 is the fp32 graph through the exporter's own FP16 conversion (what `--fp16` writes)."""
     from edgesr.export.fp16 import convert_to_fp16
-    from edgesr.models import create_model
 
-    root = tmp_path_factory.mktemp("rlfn")
-    model = create_model("rlfn_x4")
-    fp32, uint8 = root / "rlfn_x4.onnx", root / "rlfn_x4_uint8.onnx"
-    export_onnx(model, fp32, ExportOptions(parity_sizes=((16, 16),)))
-    export_onnx(model, uint8, ExportOptions(parity_sizes=((16, 16),), io="uint8"))
-    fp16 = root / "rlfn_x4_fp16.onnx"
-    onnx.save(convert_to_fp16(onnx.load(str(fp32)), keep_io_types=True), str(fp16))
-    return {"fp32": fp32, "fp16": fp16, "uint8": uint8}
+    fp16 = tmp_path_factory.mktemp("rlfn") / "rlfn_x4_fp16.onnx"
+    onnx.save(convert_to_fp16(onnx.load(str(rlfn_x4_onnx.path)), keep_io_types=True), str(fp16))
+    return {"fp32": rlfn_x4_onnx.path, "fp16": fp16, "uint8": rlfn_x4_uint8_onnx.path}
 
 
-def test_rlfn_x4_exports_are_ready(rlfn_x4):
-    reports = {k: check_readiness(p, polygraphy=False) for k, p in rlfn_x4.items()}
+def test_rlfn_x4_exports_are_ready(rlfn_x4_exports):
+    reports = {k: check_readiness(p, polygraphy=False) for k, p in rlfn_x4_exports.items()}
     for key, report in reports.items():
         assert report.ok, report.format()
         assert report.op_counts["Conv"] == 57 and report.op_counts["Resize"] == 6

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("prune", "inference"),
     ("export",),
     ("runtimes",),
-    ("evaluate",),
+    ("evaluate", "video"),
     ("train", "bench"),
     ("cli",),
 )

@@ -12,7 +12,7 @@ pip_install -e ".[dev]"
 pip_install --no-deps executorch==1.5.1 torchao==0.18.0
 pip_install ruamel.yaml tabulate
 set +e
-python3 -m pytest -q -m "not slow" "$@"
+python3 -m pytest -q -m "not slow" --durations=25 "$@"  # the slowest tests and the peak RSS end the log
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

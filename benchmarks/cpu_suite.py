@@ -58,7 +58,8 @@ def main() -> None:
     from edgesr.bench.env import env_slug
     from edgesr.bench.harness import BenchConfig, run_benchmark
     from edgesr.bench.report import markdown_report, write_report
-    from edgesr.bench.suite import parse_size, prepare_model, resolve_dataset
+    from edgesr.bench.suite import parse_size, prepare_model
+    from edgesr.data import resolve_dataset
     from edgesr.bench.targets import BackendSpec, targets_for_model
     from edgesr.runtimes import get_backend
 

@@ -172,7 +172,7 @@ def main() -> None:
     from edgesr.bench.harness import BenchConfig, run_benchmark
     from edgesr.bench.presets import apply_preset, get_preset
     from edgesr.bench.report import env_header, markdown_table, rows
-    from edgesr.bench.suite import resolve_dataset
+    from edgesr.data import resolve_dataset
     from edgesr.utils.atomic import write_text_atomic
 
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """edgesr: efficient super-resolution from training-ready PyTorch to fast engines.
 
 Importing the package is cheap: it loads neither torch nor the model zoo. `create_model`,
-`list_models` and `get_model_entry` load the zoo on first use, and heavy backends (TensorRT,
+`load_model`, `list_models` and `get_model_entry` load the zoo on first use, and heavy backends (TensorRT,
 OpenVINO, ncnn, ExecuTorch) are only imported by the runners that need them.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from edgesr.errors import EdgesrError, UserInputError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from edgesr.models import create_model, get_model_entry, list_models
+    from edgesr.models import create_model, get_model_entry, list_models, load_model
 
-_FROM_MODELS = ("create_model", "list_models", "get_model_entry")
+_FROM_MODELS = ("create_model", "list_models", "get_model_entry", "load_model")
 
 __all__ = [
     "__version__",
@@ -24,6 +24,7 @@ __all__ = [
     "create_model",
     "list_models",
     "get_model_entry",
+    "load_model",
 ]
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from edgesr.errors import UserInputError
 from edgesr.inference.predict import SRFunction, upscale_array
@@ -71,3 +72,21 @@ def evaluate(fn: SRFunction, pairs: Iterable[dict], scale: int, *, dataset: str 
         settings={"crop_border": crop, "y_channel": "float BT.601 (MATLAB rgb2ycbcr, not rounded)",
                   "self_ensemble": self_ensemble, "tile": tile, "halo": halo},
     )
+
+
+def evaluate_datasets(fn: SRFunction, datasets: Sequence[str | Path], scale: int, *, limit: int | None = None,
+                      on_result: Any = None, progress: bool = False, **options: Any) -> dict[str, EvalResult]:
+    """`evaluate` on each dataset (a folder, or a name under shared/datasets such as ``Set5``), keyed by the
+    dataset's name. `options` are `evaluate`'s; `on_result(result)` is called as each one finishes."""
+    from edgesr.data import dataset_name, open_eval_dataset, resolve_dataset
+
+    folders = [resolve_dataset(d) for d in datasets]  # every name is checked before the first image is run
+    results: dict[str, EvalResult] = {}
+    for folder in folders:
+        name = dataset_name(folder)
+        res = evaluate(fn, open_eval_dataset(folder, scale, limit=limit), scale, dataset=name, progress=progress,
+                       **options)
+        results[name] = res
+        if on_result is not None:
+            on_result(res)
+    return results

@@ -47,12 +47,16 @@ def test_eval_cli_json(datasets_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EDGESR_OFFLINE", "1")
     out = tmp_path / "res.json"
     result = CliRunner().invoke(cli, ["eval", "rlfn_ntire", "--scale", "4", "--weights", "rlfn_ntire_x4",
-                                      "--dataset", str(datasets_dir / "Set5"), "--json", str(out), "-q"])
+                                      "--dataset", "Set5", "--json", str(out), "-q"])  # a shared dataset by name
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["psnr"] == pytest.approx(32.0809, abs=0.01)
-    assert data["ssim"] == pytest.approx(0.89440, abs=0.0005)
-    assert len(data["images"]) == 5 and {"name", "psnr", "ssim"} <= set(data["images"][0])
+    assert list(data) == ["Set5"]  # one entry per dataset at the top level
+    set5 = data["Set5"]
+    assert set5["psnr"] == pytest.approx(32.0809, abs=0.01)
+    assert set5["ssim"] == pytest.approx(0.89440, abs=0.0005)
+    assert len(set5["images"]) == 5 and {"name", "psnr", "ssim"} <= set(set5["images"][0])
+    assert set5["scale"] == 4 and set5["settings"]["crop_border"] == 4
+    assert set5["source"]["model"] == "rlfn_ntire" and set5["source"]["weights"].endswith("rlfn_ntire_x4.pth")
     assert "Set5: x4 PSNR 32.08" in result.output
 
 

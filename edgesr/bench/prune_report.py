@@ -31,7 +31,7 @@ from torch import nn
 from edgesr.errors import UserInputError
 
 __all__ = ["ModelMeasurement", "default_eval_datasets", "format_table", "measure_complexity",
-           "measure_latencies", "measure_model", "measure_quality", "ratios", "resolve_eval_dataset"]
+           "measure_latencies", "measure_model", "measure_quality", "ratios"]
 
 Progress = Callable[[str], None]
 
@@ -80,21 +80,6 @@ def measure_complexity(model: nn.Module, input_size: Sequence[int] | int = (256,
             "convs": int(c.convs)}
 
 
-def resolve_eval_dataset(value: str | Path) -> Path:
-    """A dataset folder, or a name under shared/datasets (``Set5``, ``Set14``)."""
-    path = Path(value)
-    if path.is_dir():
-        return path
-    from edgesr.paths import shared_dir
-
-    shared = shared_dir() / "datasets" / str(value)
-    if shared.is_dir():
-        return shared
-    what = "is not a folder" if path.exists() else "does not exist"
-    raise UserInputError(f"evaluation dataset {value} {what} (also looked for {shared}); pass a folder with HR/ "
-                         "(and LR_bicubic/X<scale>/) or a folder of HR images.")
-
-
 def default_eval_datasets() -> list[Path]:
     """Set5 from the shared data when it is there, else nothing."""
     from edgesr.paths import shared_dir
@@ -103,16 +88,10 @@ def default_eval_datasets() -> list[Path]:
     return [set5] if set5.is_dir() else []
 
 
-def _dataset_name(folder: Path) -> str:
-    folder = folder.resolve()
-    return folder.parent.name if folder.name.upper() == "HR" else folder.name
-
-
 def measure_quality(model: nn.Module, datasets: Sequence[str | Path], *, scale: int | None = None,
                     limit: int | None = None, progress: bool = False) -> dict[str, dict[str, float]]:
     """Y-channel PSNR/SSIM (border = scale) of `model` in PyTorch eager on each dataset."""
-    from edgesr.data import open_eval_dataset
-    from edgesr.evaluate import evaluate
+    from edgesr.evaluate import evaluate_datasets
     from edgesr.inference import torch_sr_function
 
     scale = int(scale or getattr(model, "scale", 0) or 0)
@@ -121,13 +100,10 @@ def measure_quality(model: nn.Module, datasets: Sequence[str | Path], *, scale: 
     was = model.training
     out: dict[str, dict[str, float]] = {}
     try:
-        fn = torch_sr_function(model)
-        for ds in datasets:
-            folder = resolve_eval_dataset(ds)
-            name = _dataset_name(folder)
-            res = evaluate(fn, open_eval_dataset(folder, scale, limit=limit), scale, dataset=name,
-                           min_size=int(getattr(model, "min_input_size", 1) or 1), progress=progress)
-            out[name] = {"psnr": float(res.psnr), "ssim": float(res.ssim), "images": len(res.images)}
+        results = evaluate_datasets(torch_sr_function(model), datasets, scale, limit=limit, progress=progress,
+                                    min_size=int(getattr(model, "min_input_size", 1) or 1))
+        out = {name: {"psnr": float(r.psnr), "ssim": float(r.ssim), "images": len(r.images)}
+               for name, r in results.items()}
     finally:
         model.train(was)
     return out

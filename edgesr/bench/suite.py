@@ -19,6 +19,7 @@ from typing import Any
 
 from edgesr.bench.harness import BenchConfig
 from edgesr.bench.targets import BackendSpec, BenchTarget, target_for_artifact, targets_for_model
+from edgesr.data.datasets import resolve_dataset
 from edgesr.errors import UserInputError
 from edgesr.utils.shapes import parse_hw
 
@@ -28,21 +29,7 @@ def parse_size(text: str | int | tuple | list) -> tuple[int, int]:
     return parse_hw(text, "size")
 
 
-def resolve_dataset(value: str | Path | None) -> Path | None:
-    if value is None:
-        return None
-    path = Path(value)
-    if path.exists():
-        return path
-    from edgesr.paths import shared_dir
-
-    shared = shared_dir() / "datasets" / str(value)
-    if shared.exists():
-        return shared
-    raise UserInputError(f"dataset {value!r} not found (also looked in {shared.parent}).")
-
-
-def prepare_model(name: str, scale: int | None = None, weights: str | None = None, stage: str = "original",
+def prepare_model(name: str | None, scale: int | None = None, weights: str | None = None, stage: str = "original",
                   pruned: Path | None = None):
     """The model at a pipeline stage: original, reparameterized (folded) or pruned (from a saved dir)."""
     from edgesr.models import create_model
@@ -53,6 +40,12 @@ def prepare_model(name: str, scale: int | None = None, weights: str | None = Non
         from edgesr.prune import load_pruned
 
         model = load_pruned(pruned)
+    elif stage in ("original", "reparameterized") and name is None:
+        if not weights:
+            raise UserInputError("give a model name, or weights to detect the model from.")
+        from edgesr.models import load_model
+
+        model = load_model(weights, scale=scale)
     elif stage in ("original", "reparameterized"):
         model = create_model(name, scale=scale, pretrained=weights if weights else True)
     else:

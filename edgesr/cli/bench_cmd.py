@@ -48,7 +48,8 @@ def command(model_name, scale, weights, stage, pruned, backends, onnx_path, engi
     from edgesr.bench.harness import BenchConfig, run_benchmark
     from edgesr.bench.presets import apply_preset, get_preset
     from edgesr.bench.report import text_table, write_report
-    from edgesr.bench.suite import load_suite, parse_size, prepare_model, resolve_dataset
+    from edgesr.bench.suite import load_suite, parse_size, prepare_model
+    from edgesr.data import resolve_dataset
     from edgesr.bench.targets import BackendSpec, target_for_artifact, targets_for_model
     from edgesr.errors import UserInputError
     from edgesr.utils.atomic import check_writable
@@ -56,14 +57,15 @@ def command(model_name, scale, weights, stage, pruned, backends, onnx_path, engi
     for out in (json_path, csv_path, md_path):
         if out is not None:
             check_writable(out, force)
-    sources = [s for s in (model_name, onnx_path, engine_path, artifact_path, suite_path) if s]
+    from_model = bool(model_name or weights)  # MODEL, or the model detected from --weights FILE
+    sources = [s for s in (from_model, onnx_path, engine_path, artifact_path, suite_path) if s]
     if len(sources) != 1:
-        raise UserInputError("give exactly one of MODEL, --onnx, --engine, --artifact or --suite.")
+        raise UserInputError("give exactly one of MODEL (or --weights FILE), --onnx, --engine, --artifact or --suite.")
     title = "edgesr benchmark"
     config = BenchConfig()
     if suite_path:
         title, config, targets = load_suite(suite_path, work_dir)
-    elif model_name:
+    elif from_model:
         specs = [BackendSpec.parse(b) for b in (backends or ("torch",))]
         model = prepare_model(model_name, scale, weights, stage, pruned)
         targets = targets_for_model(model, specs, work_dir, stage=stage)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from edgesr.cli.common import describe_model, force_option, load_model, scale_option, weights_option
+from edgesr.cli.common import (describe_model, force_option, identify_model, load_model, model_argument,
+                               scale_option, weights_option)
 from edgesr.export.formats import list_formats
 
 FORMAT_CHOICES = list_formats() + [f for f in ("trt",) if f not in list_formats()]
@@ -32,7 +33,7 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 
 
 @click.command("export")
-@click.argument("model_name", metavar="MODEL")
+@model_argument
 @scale_option
 @weights_option
 @click.option("--random-init", is_flag=True, help="Export with random weights (architectures without official ones).")
@@ -80,25 +81,26 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @click.option("--weakly-typed", is_flag=True,
               help="trt --fp16 on TensorRT 10.x: FP32 ONNX + the deprecated FP16 builder flag instead of an FP16 ONNX.")
 @force_option
-def command(model_name: str, scale: int | None, weights: str | None, random_init: bool, pruned: Path | None,
+def command(model_name: str | None, scale: int | None, weights: str | None, random_init: bool, pruned: Path | None,
             fmt: str, fp16: bool,
             fp16_io: bool, io: str, reparam: bool | None, opset: int, exporter: str, min_shape, opt_shape,
             max_shape, parity_sizes, output_dir: Path, name: str | None, threads: int, workspace: int | None,
             timing_cache: Path | None, opt_level: int | None, hardware_compat: bool, int8: bool,
             calib_images: Path | None, calib_count: int | None, weakly_typed: bool, force: bool) -> None:
-    """Export MODEL to DIR/<name>.onnx with its sidecar DIR/<name>.json, verified against PyTorch
-    (--format trt: then build DIR/<name>_trt.engine with its sidecar)."""
+    """Export MODEL (or, without MODEL, the model detected from --weights FILE) to DIR/<name>.onnx with its
+    sidecar DIR/<name>.json, verified against PyTorch (--format trt: then build DIR/<name>_trt.engine with its
+    sidecar)."""
     from edgesr.errors import ExportError, UserInputError
     from edgesr.export import ExportOptions, default_artifact_name, export_onnx
     from edgesr.export.verify import DEFAULT_PARITY_SIZES
-    from edgesr.models.registry import resolve_name_and_scale, scale_of_weights
     from edgesr.utils.atomic import check_writable
 
     if random_init and weights:
         raise UserInputError("--random-init and --weights exclude each other.")
     if pruned is not None and (random_init or weights):
         raise UserInputError("--pruned takes the weights from its folder: drop --weights / --random-init.")
-    entry, resolved_scale, _ = resolve_name_and_scale(model_name, scale_of_weights(scale, weights))
+    identity = identify_model(model_name, scale, weights)
+    model_id, resolved_scale = identity.model, identity.scale
     trt_request = None
     if fmt == "trt":  # TensorRT and a GPU are checked before any export work
         from edgesr.export.tensorrt.pipeline import trt_request_from_cli
@@ -120,7 +122,7 @@ def command(model_name: str, scale: int | None, weights: str | None, random_init
     elif calib_count is not None:
         raise UserInputError("--calib-count applies to --format onnx/ort with --int8.")
     half = fp16 or fp16_io
-    name = name or (default_artifact_name(entry.name, resolved_scale, half, io, fp16_io)
+    name = name or (default_artifact_name(model_id, resolved_scale, half, io, fp16_io)
                     + ("_pruned" if pruned is not None else "")
                     + ("_int8" if fmt_info is not None and fmt_info.name.endswith("-int8") else ""))
     if not name or Path(name).name != name or name.startswith("."):
@@ -138,10 +140,10 @@ def command(model_name: str, scale: int | None, weights: str | None, random_init
         from edgesr.prune import load_pruned
 
         model = load_pruned(pruned)
-        if (model.edgesr_name, model.scale) != (entry.name, resolved_scale):
-            raise UserInputError(f"{pruned} holds a pruned {model.edgesr_name} x{model.scale}, not {entry.name} "
+        if (model.edgesr_name, model.scale) != (model_id, resolved_scale):
+            raise UserInputError(f"{pruned} holds a pruned {model.edgesr_name} x{model.scale}, not {model_id} "
                                  f"x{resolved_scale}; pass MODEL {model.edgesr_name} --scale {model.scale}.")
-        click.echo(f"{entry.name} x{resolved_scale} pruned ({sum(p.numel() for p in model.parameters()):,} params, "
+        click.echo(f"{model_id} x{resolved_scale} pruned ({sum(p.numel() for p in model.parameters()):,} params, "
                    f"from {pruned})")
     else:
         model = load_model(model_name, scale, weights, random_init=random_init)

@@ -17,7 +17,7 @@ from edgesr.errors import EdgesrError, UserInputError, failure_message
 # and `edgesr --version` never import torch or a backend.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench_cmd", "Benchmark a model, artifact or suite and print a table."),
-    "eval": ("eval_cmd", "Evaluate a model's Y-channel PSNR/SSIM on datasets."),
+    "eval": ("eval_cmd", "Evaluate a model or an exported artifact (Y-channel PSNR/SSIM) on datasets."),
     "export": ("export_cmd", "Export a model to a deployable artifact with its sidecar."),
     "models": ("models_cmd", "List registered models and their pretrained variants."),
     "prune": ("prune_cmd", "Prune a model's channels to a target, slice and fine-tune it."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgesr.cli.common import force_option, scale_option, weights_option
+from edgesr.cli.common import force_option, identify_model, model_argument, scale_option, weights_option
 from edgesr.utils.jsonable import to_jsonable
 
 REPORT_NAME = "report.json"
@@ -25,7 +25,7 @@ def _check_images(folder: Path, option: str) -> None:
 
 
 @click.command("prune")
-@click.argument("model_name", metavar="MODEL")
+@model_argument
 @scale_option
 @weights_option
 @click.option("--target", "target_text", metavar="KIND=VALUE",
@@ -64,10 +64,10 @@ def _check_images(folder: Path, option: str) -> None:
 @click.option("--show-groups", is_flag=True, help="Print the channel groups of MODEL and exit.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--output", "-o", "output_dir", type=click.Path(path_type=Path),
-              help="Folder for the pruned model (config.json, weights.pth) and report.json.")
+              help="Folder for the pruned model (config.json, weights.safetensors) and report.json.")
 @force_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def command(model_name: str, scale: int | None, weights: str | None, target_text: str | None, images: Path | None,
+def command(model_name: str | None, scale: int | None, weights: str | None, target_text: str | None, images: Path | None,
             hr_dir: Path | None, steps: int | None, prune_every: int, finetune_steps: int, round_to: int,
             normalize: str, latency_table: Path | None, crop: int, batch: int, lr: float,
             finetune_lr: float | None, distill: float, eval_datasets: tuple[str, ...], eval_limit: int | None,
@@ -86,10 +86,8 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     import torch
 
     from edgesr.errors import UserInputError
-    from edgesr.models.registry import resolve_name_and_scale, scale_of_weights
-
     # ---- everything that can be checked cheaply, before loading or computing anything
-    _, resolved_scale, _ = resolve_name_and_scale(model_name, scale_of_weights(scale, weights))  # unknown model / scale
+    resolved_scale = identify_model(model_name, scale, weights).scale  # unknown model / scale
     if show_groups:
         from edgesr.cli.common import load_model
         from edgesr.prune import format_groups, trace_channels
@@ -135,9 +133,10 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
             raise UserInputError(f"cannot read --latency-table {latency_table}: {exc}") from None
         if not isinstance(table, dict):
             raise UserInputError(f"--latency-table {latency_table} must hold a JSON object.")
-    from edgesr.bench.prune_report import default_eval_datasets, resolve_eval_dataset
+    from edgesr.bench.prune_report import default_eval_datasets
+    from edgesr.data import resolve_dataset
 
-    datasets = [] if no_eval else ([resolve_eval_dataset(d) for d in eval_datasets] or default_eval_datasets())
+    datasets = [] if no_eval else ([resolve_dataset(d) for d in eval_datasets] or default_eval_datasets())
     from edgesr.data import open_eval_dataset
 
     for d in datasets:  # a bad evaluation folder must fail now, not after the pruning run
@@ -224,5 +223,7 @@ def command(model_name: str, scale: int | None, weights: str | None, target_text
     write_text_atomic(staging / REPORT_NAME, text, force=True)
     (staging / CHECKPOINT_NAME).unlink(missing_ok=True)
     destination.publish()
-    click.echo(f"wrote {output_dir}/ (config.json, weights.pth, {REPORT_NAME}); load it with "
+    from edgesr.prune.slicing import CONFIG_NAME, WEIGHTS_NAME
+
+    click.echo(f"wrote {output_dir}/ ({CONFIG_NAME}, {WEIGHTS_NAME}, {REPORT_NAME}); load it with "
                f"edgesr.prune.load_pruned('{output_dir}')")

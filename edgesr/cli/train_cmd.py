@@ -94,6 +94,17 @@ def _with_config_options(func: Callable) -> Callable:
     return func
 
 
+def _detect_from_init(values: dict[str, Any]) -> None:
+    """Fill model, scale and model_cfg from what the --init checkpoint holds (explicit model_cfg wins)."""
+    from edgesr.cli.common import identify_model
+
+    found = identify_model(None, values.get("scale"), str(values["init"]), what="--init")
+    if found.pruned:
+        raise UserInputError(f"--init {values['init']} holds a pruned {found.model}; fine-tune it with `edgesr prune "
+                             "--finetune-steps`, or pass MODEL to train an unpruned one.")
+    values.update(model=found.model, scale=found.scale, model_cfg={**found.config, **values.get("model_cfg", {})})
+
+
 def build_config(model: str | None, config_file: Path | None, given: dict[str, Any]) -> TrainConfig:
     """Dataclass defaults < run file < command line (`given`: the options the user typed)."""
     values = read_run_file(config_file) if config_file is not None else {}
@@ -102,6 +113,8 @@ def build_config(model: str | None, config_file: Path | None, given: dict[str, A
     if "model_cfg" in given:
         values["model_cfg"] = {**values.get("model_cfg", {}), **_parse_model_cfg(given.pop("model_cfg"))}
     values.update(given)
+    if values.get("model") is None and values.get("init"):  # the architecture the --init weights hold
+        _detect_from_init(values)
     for name, spelling in (("model", "MODEL"), ("hr_dir", "--hr"), ("output_dir", "--output")):
         if values.get(name) is None:
             where = f" or set {name} in {config_file}" if config_file else " (or set it in a --config run file)"
@@ -125,7 +138,8 @@ def command(ctx: click.Context, model_name: str | None, config_file: Path | None
           --contrastive 0.1 --warm-start-stages 3 --val Set5 -o runs/rlfn_s_x2
       edgesr train --config rlfn_s_x2.yaml --steps 1000 -o runs/short   # file + overrides
       edgesr train rlfn_x4 --hr DIV2K/HR --steps 2000 --lr 1e-5 --val Set5 -o runs/ft   # fine-tune
-      edgesr train edsr_baseline --scale 4 --init runs/x2/model_final.pth --init-cross-scale ...
+      edgesr train edsr_baseline --scale 4 --init runs/x2/model_final.safetensors --init-cross-scale ...
+      edgesr train --init my_rlfn.safetensors --hr DIV2K/HR -o runs/ft   # model detected from --init
       torchrun --nproc_per_node=4 --standalone -m edgesr.cli.main train rlfn ...        # DDP
 
     \b

@@ -26,15 +26,17 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
             tile: int, halo: int, self_ensemble: bool, force: bool) -> None:
     """Upscale SRC into DST (RGB, grayscale and RGBA inputs; written atomically).
 
-    `edgesr upscale MODEL SRC DST` runs a registered model in PyTorch; `edgesr upscale --artifact FILE SRC DST`
-    (or `--engine FILE`) runs an exported artifact.
+    `edgesr upscale MODEL SRC DST` runs a registered model in PyTorch (`edgesr upscale --weights FILE SRC DST`: the
+    model detected from the checkpoint); `edgesr upscale --artifact FILE SRC DST` (or `--engine FILE`) runs an
+    exported artifact.
     """
     from edgesr.errors import UserInputError
     from edgesr.inference.files import upscale_file
     from edgesr.utils.atomic import check_writable
 
-    if artifact is None and len(args) != 3:
-        raise UserInputError("expected MODEL SRC DST (or --artifact FILE SRC DST).")
+    detect = artifact is None and len(args) == 2 and weights is not None
+    if artifact is None and len(args) != 3 and not detect:
+        raise UserInputError("expected MODEL SRC DST (or --weights FILE SRC DST, or --artifact FILE SRC DST).")
     if artifact is not None and len(args) != 2:
         raise UserInputError("with --artifact/--engine give only SRC DST (the artifact replaces MODEL).")
     if artifact is None and (backend is not None):
@@ -44,7 +46,7 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
     if artifact is None:
         from edgesr.inference import torch_sr_function
 
-        model = load_model(args[0], scale, weights)
+        model = load_model(None if detect else args[0], scale, weights)
         click.echo(describe_model(model))
         fn, out_scale, min_size = torch_sr_function(model), model.scale, getattr(model, "min_input_size", 1)
     else:

@@ -175,6 +175,28 @@ def _find_lr_dir(dataset_dir: Path, scale: int) -> Path | None:
     return None
 
 
+def resolve_dataset(value: str | Path) -> Path:
+    """A dataset folder, or the name of one under shared/datasets (``Set5``, ``Set14``, ``BSD68``,
+    ``DIV2K_test_LR_x4``): how every command that takes a dataset finds it."""
+    from edgesr.paths import shared_dir
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path
+    shared = shared_dir() / "datasets" / str(value)
+    if shared.is_dir():
+        return shared
+    what = "is not a folder" if path.exists() else "does not exist"
+    raise UserInputError(f"dataset {value} {what} (also looked for {shared}); pass a folder with HR/ "
+                         "(and LR_bicubic/X<scale>/), a folder of images, or a name under shared/datasets.")
+
+
+def dataset_name(folder: str | Path) -> str:
+    """The name results are filed under: the folder's name (its parent's for a ``.../HR`` folder)."""
+    folder = Path(folder).resolve()
+    return folder.parent.name if folder.name.upper() == "HR" else folder.name
+
+
 def open_eval_dataset(dataset_dir: str | Path, scale: int, limit: int | None = None) -> PairedImageDataset:
     """An evaluation set from `dataset_dir`: ``HR/`` (+ optional ``LR_bicubic/X{scale}/``), or a
     plain folder of HR images (LR then generated with MATLAB bicubic)."""

@@ -43,7 +43,9 @@ import torch
 from torch import nn
 
 from edgesr.errors import UserInputError
-from edgesr.models.edsr import SUPPORTED_SCALES, Upsampler, build_variant, check_scale, default_conv
+from edgesr.models.detect import Candidate, Shapes, ranked, register_detector
+from edgesr.models.edsr import (SUPPORTED_SCALES, Upsampler, build_variant, check_scale, default_conv,
+                                read_upsampler_scale)
 from edgesr.models.registry import register_model
 
 _PAPER = ("Sun, Lu, Wang, Bai, Distilling with Residual Network for Single Image Super Resolution, "
@@ -131,7 +133,22 @@ class DRN(nn.Module):
                 description="DRN (distilling with residual network): 4 RDG x 4 RDB, 64 features, "
                             "16 distilled (1.45 M params at x4)")
 def drn(scale: int, **cfg: Any) -> DRN:
-    return build_variant(DRN, dict(n_feats=64, n_groups=4, n_blocks=4, distilled=16), scale, cfg)
+    return build_variant(DRN, DEFAULTS["drn"], scale, cfg)
 
 
 drn.tiny_cfg = {"n_feats": 8, "n_groups": 2, "n_blocks": 2, "distilled": 2}  # for fast tests
+
+DEFAULTS = {"drn": {"n_feats": 64, "n_groups": 4, "n_blocks": 4, "distilled": 16, "kernel_size": 3}}
+
+
+@register_detector("drn")
+def detect(shapes: Shapes) -> list[Candidate]:
+    n_feats = shapes.dim("lfe.weight", 0)
+    narrow = shapes.dim("rdgs.0.body.0.conv2.weight", 1)
+    if not n_feats or not narrow:
+        return []
+    config = {"n_feats": n_feats, "n_groups": shapes.count("rdgs.{}.body.0.conv1.weight"),
+              "n_blocks": shapes.count("rdgs.0.body.{}.conv1.weight"), "distilled": n_feats - narrow,
+              "kernel_size": shapes.dim("lfe.weight", 2)}
+    scale = read_upsampler_scale(shapes, "upsampler", n_feats)
+    return ranked(config, scale, DEFAULTS) if scale else []

@@ -25,6 +25,7 @@ Parameter counts at x4 (trainable, i.e. without the 2 x 12 frozen MeanShift valu
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from torch import nn
 from edgesr.errors import UserInputError
 from edgesr.layers.mean_shift import DIV2K_RGB_MEAN, MeanShift
 from edgesr.layers.scale import ValueScale
+from edgesr.models.detect import Candidate, Shapes, ranked, register_detector
 from edgesr.models.registry import register_model
 
 SUPPORTED_SCALES = (2, 3, 4)
@@ -154,10 +156,22 @@ def build_variant(cls: type[nn.Module], defaults: dict[str, Any], scale: int,
     return cls(scale=scale, **{**defaults, **cfg})
 
 
+def read_upsampler_scale(shapes: Shapes, prefix: str, n_feats: int | None) -> int | None:
+    """The scale of an EDSR-style `Upsampler` at `prefix`: one conv to 9 n_feats (x3), or n convs to
+    4 n_feats (x2^n)."""
+    first = shapes.dim(f"{prefix}.0.weight", 0)
+    if not n_feats or first is None:
+        return None
+    if first == 9 * n_feats:
+        return 3
+    stages = len(shapes.indices(re.escape(prefix) + r"\.(\d+)\.weight"))
+    return 2 ** stages if first == 4 * n_feats else None
+
+
 @register_model("edsr_baseline", scales=SUPPORTED_SCALES, input_range=255.0, paper=_PAPER,
                 description="EDSR baseline: 16 ResBlocks, 64 features, res_scale 1 (1.5 M params at x4)")
 def edsr_baseline(scale: int, **cfg: Any) -> EDSR:
-    return build_variant(EDSR, dict(n_resblocks=16, n_feats=64, res_scale=1.0), scale, cfg)
+    return build_variant(EDSR, DEFAULTS["edsr_baseline"], scale, cfg)
 
 
 edsr_baseline.tiny_cfg = {"n_resblocks": 2, "n_feats": 8}  # for fast tests
@@ -166,7 +180,21 @@ edsr_baseline.tiny_cfg = {"n_resblocks": 2, "n_feats": 8}  # for fast tests
 @register_model("edsr", scales=SUPPORTED_SCALES, input_range=255.0, paper=_PAPER,
                 description="EDSR: 32 ResBlocks, 256 features, res_scale 0.1 (43 M params at x4)")
 def edsr(scale: int, **cfg: Any) -> EDSR:
-    return build_variant(EDSR, dict(n_resblocks=32, n_feats=256, res_scale=0.1), scale, cfg)
+    return build_variant(EDSR, DEFAULTS["edsr"], scale, cfg)
 
 
 edsr.tiny_cfg = {"n_resblocks": 2, "n_feats": 8}  # for fast tests
+
+#: The registered EDSR variants' hyper-parameters (their builders' defaults).
+DEFAULTS = {"edsr_baseline": {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0, "kernel_size": 3},
+            "edsr": {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1, "kernel_size": 3}}
+
+
+@register_detector("edsr")
+def detect(shapes: Shapes) -> list[Candidate]:
+    """`res_scale` is not in the weights: 0.1 for the wide (>= 256 features) model, as the paper trains it."""
+    n_feats = shapes.dim("head.0.weight", 0)
+    config = {"n_resblocks": shapes.count("body.{}.body.0.weight"), "n_feats": n_feats,
+              "res_scale": 0.1 if (n_feats or 0) >= 256 else 1.0, "kernel_size": shapes.dim("head.0.weight", 2)}
+    scale = read_upsampler_scale(shapes, "tail.0", n_feats)
+    return ranked(config, scale, DEFAULTS) if scale else []

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from edgesr.layers import ValueScale
+from edgesr.models.detect import Candidate, Shapes, pixel_shuffle_scale, ranked, register_detector
 from edgesr.models.registry import PretrainedCfg, register_model
 
 _PAPER = "Lightweight Image Super-Resolution with Information Multi-distillation Network (ACM MM 2019)"
@@ -82,4 +83,14 @@ class IMDN(nn.Module):
         license="MIT", source="github.com/ofsoundof/NTIRE2022_ESR", paper=_PAPER),
 ])
 def imdn(scale: int = 4, **cfg) -> IMDN:
-    return IMDN(**{"nc": 64, "nb": 8, "upscale": scale, **cfg})
+    return IMDN(**{**DEFAULTS["imdn"], "upscale": scale, **cfg})
+
+
+DEFAULTS = {"imdn": {"nc": 64, "nb": 8}}
+
+
+@register_detector("imdn")
+def detect(shapes: Shapes) -> list[Candidate]:
+    config = {"nc": shapes.dim("model.0.weight", 0), "nb": shapes.count("model.1.sub.{}.conv1.0.weight")}
+    scale = pixel_shuffle_scale(shapes.dim("model.2.weight", 0))
+    return ranked(config, scale, DEFAULTS) if scale and config["nb"] else []

@@ -29,7 +29,9 @@ from torch import nn
 from edgesr.errors import UserInputError
 from edgesr.layers.attention import ChannelAttention
 from edgesr.layers.mean_shift import DIV2K_RGB_MEAN
-from edgesr.models.edsr import SUPPORTED_SCALES, MeanShiftResidualSR, build_variant, check_scale, default_conv
+from edgesr.models.detect import Candidate, Shapes, ranked, register_detector
+from edgesr.models.edsr import (SUPPORTED_SCALES, MeanShiftResidualSR, build_variant, check_scale, default_conv,
+                                read_upsampler_scale)
 from edgesr.models.registry import register_model
 
 _PAPER = ("Zhang et al., Image Super-Resolution Using Very Deep Residual Channel Attention Networks, "
@@ -98,8 +100,23 @@ class RCAN(MeanShiftResidualSR):
                 description="RCAN: 10 residual groups x 20 RCAB, 64 features, reduction 16 "
                             "(15.6 M params at x4)")
 def rcan(scale: int, **cfg: Any) -> RCAN:
-    return build_variant(RCAN, dict(n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16), scale, cfg)
+    return build_variant(RCAN, DEFAULTS["rcan"], scale, cfg)
 
 
 # Channel attention keeps 8 hidden channels: with only 1-2 they can all be dead ReLUs at init.
 rcan.tiny_cfg = {"n_resgroups": 2, "n_resblocks": 2, "n_feats": 16, "reduction": 2}  # for fast tests
+
+DEFAULTS = {"rcan": {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64, "reduction": 16, "kernel_size": 3}}
+
+
+@register_detector("rcan")
+def detect(shapes: Shapes) -> list[Candidate]:
+    n_feats = shapes.dim("head.0.weight", 0)
+    hidden = shapes.dim("body.0.body.0.body.3.conv_du.0.weight", 0)
+    if not n_feats or not hidden:
+        return []
+    config = {"n_resgroups": shapes.count("body.{}.body.0.body.0.weight"),
+              "n_resblocks": shapes.count("body.0.body.{}.body.0.weight"), "n_feats": n_feats,
+              "reduction": n_feats // hidden, "kernel_size": shapes.dim("head.0.weight", 2)}
+    scale = read_upsampler_scale(shapes, "tail.0", n_feats)
+    return ranked(config, scale, DEFAULTS) if scale else []

@@ -27,6 +27,7 @@ from torch import nn
 from edgesr.errors import UserInputError
 from edgesr.layers.scale import ValueScale
 from edgesr.models.edsr import SUPPORTED_SCALES, build_variant, check_scale
+from edgesr.models.detect import Candidate, Shapes, pixel_shuffle_scale, ranked, register_detector
 from edgesr.models.registry import register_model
 
 _PAPER = "Zhang et al., Residual Dense Network for Image Super-Resolution, CVPR 2018 (arXiv:1802.08797)"
@@ -115,8 +116,21 @@ class RDN(nn.Module):
 @register_model("rdn", scales=SUPPORTED_SCALES, input_range=255.0, paper=_PAPER,
                 description="RDN config B: 16 RDBs x 8 dense layers, growth 64, G0 64 (22.3 M params at x4)")
 def rdn(scale: int, **cfg: Any) -> RDN:
-    D, C, G = RDN_CONFIGS["B"]  # noqa: N806
-    return build_variant(RDN, dict(G0=64, D=D, C=C, G=G), scale, cfg)
+    return build_variant(RDN, DEFAULTS["rdn"], scale, cfg)
 
 
 rdn.tiny_cfg = {"G0": 8, "D": 2, "C": 2, "G": 4}  # for fast tests
+
+DEFAULTS = {"rdn": {"G0": 64, **dict(zip("DCG", RDN_CONFIGS["B"])), "kernel_size": 3}}
+
+
+@register_detector("rdn")
+def detect(shapes: Shapes) -> list[Candidate]:
+    growth = shapes.dim("RDBs.0.convs.0.conv.0.weight", 0)
+    if not growth:
+        return []
+    config = {"G0": shapes.dim("SFENet1.weight", 0), "D": shapes.count("RDBs.{}.LFF.weight"),
+              "C": shapes.count("RDBs.0.convs.{}.conv.0.weight"), "G": growth,
+              "kernel_size": shapes.dim("SFENet1.weight", 2)}
+    scale = 4 if "UPNet.4.weight" in shapes else pixel_shuffle_scale(shapes.dim("UPNet.0.weight", 0), growth)
+    return ranked(config, scale, DEFAULTS) if scale else []

@@ -10,6 +10,7 @@ from torch import nn
 
 from edgesr.layers import PixelShuffleUpsampler, ValueScale, conv_layer
 from edgesr.layers.esa import ESA, ESA_MIN_INPUT
+from edgesr.models.detect import Candidate, Shapes, pixel_shuffle_scale, ranked, register_detector
 from edgesr.models.registry import PretrainedCfg, register_model
 
 _PAPER = "Residual Feature Distillation Network for Lightweight Image Super-Resolution (ECCVW 2020)"
@@ -86,4 +87,20 @@ class RFDN(nn.Module):
         license="MIT", source="github.com/ofsoundof/NTIRE2022_ESR", paper=_PAPER),
 ])
 def rfdn(scale: int = 4, **cfg) -> RFDN:
-    return RFDN(**{"nf": 50, "num_modules": 4, "upscale": scale, **cfg})
+    return RFDN(**{**DEFAULTS["rfdn"], "upscale": scale, **cfg})
+
+
+DEFAULTS = {"rfdn": {"nf": 50, "num_modules": 4}}
+
+
+def read_rfdn_config(shapes: Shapes, conv: str = "{}") -> tuple[dict, int | None]:
+    """(RFDN hyper-parameters, scale) from key names and shapes (`conv` as in `read_rlfn_config`)."""
+    config = {"nf": shapes.dim(conv.format("fea_conv") + ".weight", 0),
+              "num_modules": shapes.count("B{}.c5.weight", start=1)}
+    return config, pixel_shuffle_scale(shapes.dim("upsampler.0.weight", 0))
+
+
+@register_detector("rfdn")
+def detect(shapes: Shapes) -> list[Candidate]:
+    config, scale = read_rfdn_config(shapes)
+    return ranked(config, scale, DEFAULTS) if scale and "fea_conv.weight" in shapes else []

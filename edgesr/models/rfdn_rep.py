@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from edgesr.layers.repconv import convert_to_repconv
+from edgesr.models.detect import Candidate, Shapes, ranked, register_detector
 from edgesr.models.registry import register_model
-from edgesr.models.rfdn import RFDN
-from edgesr.models.rlfn_rep import RepModelMixin
+from edgesr.models.rfdn import DEFAULTS as RFDN_DEFAULTS
+from edgesr.models.rfdn import RFDN, read_rfdn_config
+from edgesr.models.rlfn_rep import RepModelMixin, expand_ratio
 
 _PAPER = ("RFDN (Liu et al., ECCVW 2020) trained with re-parameterizable convs (RepVGG, CVPR 2021; "
           "ECB, ACM MM 2021)")
@@ -34,7 +36,21 @@ class RFDNRep(RepModelMixin, RFDN):
 @register_model("rfdn_rep", scales=(2, 3, 4), input_range=255.0, paper=_PAPER,
                 description="RFDN (50 ch, 4 RFDB) with RepConv 3x3s for training; folds to plain RFDN")
 def rfdn_rep(scale: int = 4, **cfg: Any) -> RFDNRep:
-    return RFDNRep(**{"nf": 50, "num_modules": 4, "upscale": scale, **cfg})
+    return RFDNRep(**{**DEFAULTS["rfdn_rep"], "upscale": scale, **cfg})
+
+
+DEFAULTS = {"rfdn_rep": {**RFDN_DEFAULTS["rfdn"], "expand_ratio": 2}}
+
+
+@register_detector("rfdn_rep")
+def detect(shapes: Shapes) -> list[Candidate]:
+    """The training-time form only: folded (deploy) weights are plain RFDN's and detected as such."""
+    if "fea_conv.conv_kxk.weight" not in shapes:
+        return []
+    config, scale = read_rfdn_config(shapes, conv="{}.conv_kxk")
+    if not scale:
+        return []
+    return ranked({**config, "expand_ratio": expand_ratio(shapes, "fea_conv")}, scale, DEFAULTS)
 
 
 rfdn_rep.tiny_cfg = {"nf": 8, "num_modules": 2}  # for fast tests

@@ -10,6 +10,7 @@ from torch import nn
 
 from edgesr.layers import PixelShuffleUpsampler, ValueScale, conv_layer
 from edgesr.layers.esa import ESA, ESA_MIN_INPUT
+from edgesr.models.detect import Candidate, Shapes, pixel_shuffle_scale, ranked, register_detector
 from edgesr.models.registry import PretrainedCfg, register_model
 
 _PAPER = "Residual Local Feature Network for Efficient Super-Resolution (CVPRW 2022)"
@@ -68,6 +69,14 @@ class RLFN(nn.Module):
         return self.from_native(self.upsampler(out))
 
 
+#: The registered RLFN variants' hyper-parameters (their builders' defaults).
+DEFAULTS: dict[str, dict] = {
+    "rlfn": {"feature_channels": 52, "mid_channels": None, "num_blocks": 6, "esa_channels": 16},
+    "rlfn_s": {"feature_channels": 48, "mid_channels": None, "num_blocks": 6, "esa_channels": 16},
+    "rlfn_ntire": {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4, "esa_channels": 16},
+}
+
+
 def _cfg(name: str, model: str, scale: int, sha: str, expected: dict, config: dict | None = None,
          filename: str | None = None) -> PretrainedCfg:
     filename = filename or f"{name}.pth"
@@ -84,7 +93,7 @@ def _cfg(name: str, model: str, scale: int, sha: str, expected: dict, config: di
          {"Set5": (38.0481, 0.96103), "Set14": (33.7036, 0.91941), "BSD68": (32.5023, 0.90796)}),
 ])
 def rlfn(scale: int = 4, **cfg) -> RLFN:
-    return RLFN(**{"feature_channels": 52, "num_blocks": 6, "esa_channels": 16, "upscale": scale, **cfg})
+    return RLFN(**{**DEFAULTS["rlfn"], "upscale": scale, **cfg})
 
 
 @register_model("rlfn_s", scales=(2, 3, 4), input_range=255.0, paper=_PAPER,
@@ -95,7 +104,7 @@ def rlfn(scale: int = 4, **cfg) -> RLFN:
          {"Set5": (38.0281, 0.96108), "Set14": (33.6138, 0.91755), "BSD68": (32.4727, 0.90740)}),
 ])
 def rlfn_s(scale: int = 4, **cfg) -> RLFN:
-    return RLFN(**{"feature_channels": 48, "num_blocks": 6, "esa_channels": 16, "upscale": scale, **cfg})
+    return RLFN(**{**DEFAULTS["rlfn_s"], "upscale": scale, **cfg})
 
 
 @register_model("rlfn_ntire", scales=(2, 3, 4), input_range=255.0, paper=_PAPER,
@@ -104,5 +113,23 @@ def rlfn_s(scale: int = 4, **cfg) -> RLFN:
          {"Set5": (32.0809, 0.89440), "Set14": (28.5871, 0.78185), "BSD68": (27.7745, 0.75113)}),
 ])
 def rlfn_ntire(scale: int = 4, **cfg) -> RLFN:
-    return RLFN(**{"feature_channels": 46, "mid_channels": 48, "num_blocks": 4, "esa_channels": 16,
-                   "upscale": scale, **cfg})
+    return RLFN(**{**DEFAULTS["rlfn_ntire"], "upscale": scale, **cfg})
+
+
+def read_rlfn_config(shapes: Shapes, conv: str = "{}") -> tuple[dict, int | None]:
+    """(RLFN hyper-parameters, scale) from RLFN key names and shapes. `conv` maps a 3x3 conv's path to
+    the key prefix of its weight ("{}" for plain convs, "{}.conv_kxk" for training-time RepConvs)."""
+    features = shapes.dim(conv.format("conv_1") + ".weight", 0)
+    mid = shapes.dim(conv.format("block_1.c1_r") + ".weight", 0)
+    config = {"feature_channels": features, "mid_channels": None if mid == features else mid,
+              "num_blocks": shapes.count("block_{}.c5.weight", start=1),
+              "esa_channels": shapes.dim("block_1.esa.conv1.weight", 0)}
+    return config, pixel_shuffle_scale(shapes.dim("upsampler.0.weight", 0))
+
+
+@register_detector("rlfn")
+def detect(shapes: Shapes) -> list[Candidate]:
+    config, scale = read_rlfn_config(shapes)
+    if not scale or "conv_1.weight" not in shapes:
+        return []
+    return ranked(config, scale, DEFAULTS)

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from edgesr.layers.reparam import ReparamConv
 from edgesr.layers.repconv import convert_to_repconv
+from edgesr.models.detect import Candidate, Shapes, ranked, register_detector
 from edgesr.models.registry import register_model
-from edgesr.models.rlfn import RLFN
+from edgesr.models.rlfn import DEFAULTS as RLFN_DEFAULTS
+from edgesr.models.rlfn import RLFN, read_rlfn_config
 
 if TYPE_CHECKING:
     from edgesr.transforms import FoldReport
@@ -65,7 +67,29 @@ class RLFNRep(RepModelMixin, RLFN):
 @register_model("rlfn_rep", scales=(2, 3, 4), input_range=255.0, paper=_PAPER,
                 description="RLFN (52 ch, 6 RLFB) with RepConv 3x3s for training; folds to plain RLFN")
 def rlfn_rep(scale: int = 4, **cfg: Any) -> RLFNRep:
-    return RLFNRep(**{"feature_channels": 52, "num_blocks": 6, "esa_channels": 16, "upscale": scale, **cfg})
+    return RLFNRep(**{**DEFAULTS["rlfn_rep"], "upscale": scale, **cfg})
+
+
+DEFAULTS = {"rlfn_rep": {**RLFN_DEFAULTS["rlfn"], "expand_ratio": 2}}
+
+
+def expand_ratio(shapes: Shapes, path: str) -> float:
+    """A training-time RepConv's expand-squeeze width as a multiple of its output channels (0: none)."""
+    mid = shapes.dim(f"{path}.expand.weight", 0) or 0
+    out = shapes[f"{path}.conv_kxk.weight"][0]
+    ratio = mid / out
+    return int(ratio) if ratio == int(ratio) else ratio
+
+
+@register_detector("rlfn_rep")
+def detect(shapes: Shapes) -> list[Candidate]:
+    """The training-time form only: folded (deploy) weights are plain RLFN's and detected as such."""
+    if "conv_1.conv_kxk.weight" not in shapes:
+        return []
+    config, scale = read_rlfn_config(shapes, conv="{}.conv_kxk")
+    if not scale:
+        return []
+    return ranked({**config, "expand_ratio": expand_ratio(shapes, "conv_1")}, scale, DEFAULTS)
 
 
 rlfn_rep.tiny_cfg = {"feature_channels": 8, "num_blocks": 1, "esa_channels": 4}  # for fast tests

@@ -1,7 +1,8 @@
-"""Safe, strict checkpoint loading with errors that say what went wrong and what fits instead.
+"""Safe, strict checkpoint reading, writing and loading, with errors that say what went wrong and what fits.
 
-Checkpoints are untrusted: they are read with `torch.load(weights_only=True)` only, so no
-code in a file is ever executed.
+Checkpoints are untrusted: ``.safetensors`` files are read with safetensors (header and sizes checked, no
+code), anything else with `torch.load(weights_only=True)` only, so no code in a file is ever executed.
+edgesr writes weights as safetensors (`save_state_dict`); ``.pth`` is still read and, on request, written.
 """
 from __future__ import annotations
 
@@ -11,34 +12,60 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from edgesr.errors import MissingDependencyError, NonFiniteError, WeightsError
 from edgesr.models.hub import resolve_weights
-from edgesr.models.registry import PretrainedCfg, model_entries
+from edgesr.models.registry import PretrainedCfg
 
 log = logging.getLogger(__name__)
 
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
 
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def is_safetensors(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == SAFETENSORS_SUFFIX
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise MissingDependencyError(f"{path} is a safetensors file, which needs the safetensors package: "
+                                     "pip install safetensors.") from None
+
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(
+            f"cannot read weights file {path}: it is not a valid safetensors file, probably truncated or an "
+            f"incomplete download ({first}). Download or export it again."
+        ) from exc
+
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file into a flat state_dict of tensors on the CPU."""
+    """Load a checkpoint file (.safetensors, or a .pth/.pt state_dict) into a flat state_dict on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     if path.stat().st_size == 0:
         raise WeightsError(f"cannot read weights file {path}: the file is empty (corrupt or an incomplete download).")
+    if is_safetensors(path):
+        return unwrap_state_dict(_read_safetensors(path), source=str(path))
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
             warnings.simplefilter("ignore", UserWarning)
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
-        if _looks_like_safetensors(path):
-            _refuse_safetensors(path)
+        if _looks_like_safetensors(path):  # a safetensors file under another name: read it as what it is
+            return unwrap_state_dict(_read_safetensors(path), source=str(path))
         if isinstance(exc, pickle.UnpicklingError):
             raise WeightsError(_refused_pickle_message(path, exc)) from None
         first = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -68,16 +95,6 @@ def _refused_pickle_message(path: Path, exc: pickle.UnpicklingError) -> str:
             "weights as a state_dict (torch.save(model.state_dict(), ...)) from a trusted source.")
 
 
-def _refuse_safetensors(path: Path) -> None:
-    """A safetensors file reached the pickle reader: say why (no library, or a misleading name), not "corrupt"."""
-    import importlib.util
-
-    if importlib.util.find_spec("safetensors") is None:
-        raise MissingDependencyError(f"{path} is a safetensors file, which needs the safetensors package: "
-                                     "pip install safetensors.")
-    raise WeightsError(f"{path} is a safetensors file: name it {path.stem}.safetensors to load it.")
-
-
 def _looks_like_safetensors(path: Path) -> bool:
     """A safetensors file: 8-byte little-endian header length, then a JSON header."""
     if path.suffix.lower() == ".safetensors":
@@ -88,6 +105,25 @@ def _looks_like_safetensors(path: Path) -> bool:
     except OSError:
         return False
     return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < (1 << 30)
+
+
+def save_state_dict(path: str | Path, state: nn.Module | Mapping[str, torch.Tensor], *, force: bool = False,
+                    metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a module's (or a state_dict's) tensors atomically: safetensors for a ``.safetensors`` path,
+    else a plain `torch.save` state_dict. Tensors are copied to contiguous CPU memory first (safetensors
+    refuses views that share storage)."""
+    from edgesr.utils.atomic import atomic_path
+
+    sd = state.state_dict() if isinstance(state, nn.Module) else state
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
+    with atomic_path(path, force=force) as tmp:
+        if is_safetensors(path):
+            from safetensors.torch import save_file
+
+            save_file(tensors, str(tmp), metadata=dict(metadata or {}) or None)
+        else:
+            torch.save(tensors, tmp)
+    return Path(path)
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -120,27 +156,6 @@ def state_signature(module_or_sd: nn.Module | Mapping[str, torch.Tensor]) -> dic
     return {k: tuple(v.shape) for k, v in sd.items()}
 
 
-def find_matching_models(state_dict: Mapping[str, torch.Tensor], limit: int = 3) -> list[str]:
-    """Registered (variant or model@scale) names whose parameters fit this state_dict exactly."""
-    hits: list[str] = []
-    for entry in model_entries():
-        configs = [(v.name, v.scale, v.config) for v in entry.pretrained]
-        configs += [(f"{entry.name} --scale {s}", s, {}) for s in entry.scales]
-        for label, scale, cfg in configs:
-            try:
-                with torch.device("meta"):
-                    model = entry.builder(scale=scale, **cfg)
-                sig = state_signature(remap_for_model(model, dict(state_dict)))
-                if state_signature(model) == sig:
-                    hits.append(label)
-                    break
-            except Exception:  # noqa: BLE001 - a builder failing here only means "no match"
-                continue
-        if len(hits) >= limit:
-            break
-    return hits
-
-
 def _describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str:
     expected = state_signature(model)
     got = state_signature(sd)
@@ -162,16 +177,25 @@ def _describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str:
     return "; ".join(parts)
 
 
+#: Explains why a state_dict does not fit a model: ``explain(model, state_dict, model_name, scale, source)``.
+MismatchExplainer = Callable[[nn.Module, Mapping[str, torch.Tensor], str, "int | None", str], str]
+
+
+def describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor], model_name: str, scale: int | None,
+                      source: str) -> str:
+    """'<source> does not match <model>: missing keys ...; unexpected keys ...; shape mismatches ...'."""
+    what = f"{model_name} x{scale}" if scale else model_name
+    return f"{source} does not match {what}: {_describe_mismatch(model, sd)}."
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
-                           model_name: str, scale: int | None = None, source: str = "checkpoint") -> None:
-    """`load_state_dict(strict=True)` that explains a mismatch and names models that would fit."""
+                           model_name: str, scale: int | None = None, source: str = "checkpoint",
+                           explain: MismatchExplainer = describe_mismatch) -> None:
+    """`load_state_dict(strict=True)` whose error says what differs (`explain` may say more: the factory
+    passes one that names the architecture the weights are)."""
     sd = remap_for_model(model, dict(state_dict))
     if state_signature(model) != state_signature(sd):
-        detail = _describe_mismatch(model, sd)
-        fits = find_matching_models(state_dict)
-        hint = f" These weights fit: {', '.join(fits)}." if fits else " No registered model fits them."
-        what = f"{model_name} x{scale}" if scale else model_name
-        raise WeightsError(f"{source} does not match {what}: {detail}.{hint}")
+        raise WeightsError(explain(model, sd, model_name, scale, source))
     check_finite_state_dict(sd, source)
     model.load_state_dict(sd, strict=True)
 
@@ -186,11 +210,11 @@ def check_finite_state_dict(state_dict: Mapping[str, torch.Tensor], source: str 
 
 
 def load_weights(model: nn.Module, source: str | Path, *, model_name: str, scale: int | None = None,
-                 variant: PretrainedCfg | None = None) -> nn.Module:
+                 variant: PretrainedCfg | None = None, explain: MismatchExplainer = describe_mismatch) -> nn.Module:
     """Resolve `source` (path, variant name) to a verified local file and load it strictly."""
     path = resolve_weights(source, variant)
     sd = read_checkpoint(path)
-    load_state_dict_strict(model, sd, model_name=model_name, scale=scale, source=str(path))
+    load_state_dict_strict(model, sd, model_name=model_name, scale=scale, source=str(path), explain=explain)
     model.weights_path = str(path)
     log.info("loaded %s into %s", path, model_name)
     return model

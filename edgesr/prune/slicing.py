@@ -1,8 +1,8 @@
 """Physical slicing, the pruned-model artifact (JSON config + state_dict), rebuild, save and load.
 
 The artifact is ``config.json`` (model name, scale, the `create_model` keyword arguments, and per
-sliced layer its kept output/input channel indices and new widths) plus ``weights.pth`` (the sliced
-state_dict). `rebuild` builds the registered model, replaces each recorded layer with one of the
+sliced layer its kept output/input channel indices and new widths) plus ``weights.safetensors`` (the sliced
+state_dict; folders written before safetensors hold ``weights.pth`` and still load). `rebuild` builds the registered model, replaces each recorded layer with one of the
 recorded shape (weights come only from the state_dict) and loads strictly.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from edgesr.errors import OutputExistsError, UserInputError, WeightsError
+from edgesr.models.widths import conv_like, set_module
 
 if TYPE_CHECKING:
     from edgesr.prune.pruner import Pruner
@@ -30,7 +31,8 @@ __all__ = ["CONFIG_NAME", "FORMAT", "WEIGHTS_NAME", "PrunedConfig", "load_pruned
 
 FORMAT = "edgesr.prune/1"
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "weights.pth"
+WEIGHTS_NAME = "weights.safetensors"
+LEGACY_WEIGHTS_NAME = "weights.pth"
 
 
 @dataclass
@@ -120,18 +122,6 @@ def resolve_base_config(model: nn.Module, base_config: Mapping[str, Any] | None 
 # Slicing
 # --------------------------------------------------------------------------------------------------
 
-def _set_module(root: nn.Module, path: str, new: nn.Module) -> None:
-    parent_path, _, leaf = path.rpartition(".")
-    parent = root.get_submodule(parent_path) if parent_path else root
-    setattr(parent, leaf, new)
-
-
-def _conv_like(old: nn.Conv2d, in_ch: int, out_ch: int, groups: int) -> nn.Conv2d:
-    if type(old) is not nn.Conv2d:
-        raise UserInputError(f"cannot slice {type(old).__name__}: only torch.nn.Conv2d layers can be resized.")
-    return nn.Conv2d(in_ch, out_ch, old.kernel_size, old.stride, old.padding, old.dilation, groups,
-                     old.bias is not None, old.padding_mode, device=old.weight.device, dtype=old.weight.dtype)
-
 
 def _channelwise_like(old: nn.Module, n: int) -> nn.Module:
     if type(old) is nn.BatchNorm2d:
@@ -147,7 +137,7 @@ def _apply_layer(root: nn.Module, path: str, spec: Mapping[str, Any], weights: b
     old = root.get_submodule(path)
     kind = spec.get("type")
     if kind == "Conv2d":
-        new = _conv_like(old, int(spec["in_channels"]), int(spec["out_channels"]), int(spec["groups"]))
+        new = conv_like(old, int(spec["in_channels"]), int(spec["out_channels"]), int(spec["groups"]))
         if weights:
             out_idx = torch.as_tensor(spec["out"], dtype=torch.long, device=old.weight.device)
             in_idx = torch.as_tensor(spec["in"], dtype=torch.long, device=old.weight.device)
@@ -170,7 +160,7 @@ def _apply_layer(root: nn.Module, path: str, spec: Mapping[str, Any], weights: b
     else:
         raise UserInputError(f"pruned-model config: unknown layer type {kind!r} at {path}.")
     new.train(old.training)
-    _set_module(root, path, new)
+    set_module(root, path, new)
 
 
 def _ch(module: nn.Module) -> range:
@@ -265,8 +255,9 @@ def rebuild(config: PrunedConfig | Mapping[str, Any], state_dict: Mapping[str, t
 
 def save_pruned(path_dir: str | Path, model: nn.Module, config: PrunedConfig | Mapping[str, Any],
                 force: bool = False) -> Path:
-    """Write ``config.json`` and ``weights.pth`` into `path_dir` (each file atomically)."""
-    from edgesr.utils.atomic import atomic_path, write_text_atomic
+    """Write ``config.json`` and ``weights.safetensors`` into `path_dir` (each file atomically)."""
+    from edgesr.models.weights import save_state_dict
+    from edgesr.utils.atomic import write_text_atomic
 
     if not isinstance(config, PrunedConfig):
         config = PrunedConfig.from_dict(config)
@@ -281,17 +272,20 @@ def save_pruned(path_dir: str | Path, model: nn.Module, config: PrunedConfig | M
         for t in targets:
             if t.exists():
                 raise OutputExistsError(f"{t} already exists; pass --force to overwrite it.")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(targets[1], force=force) as tmp:
-        torch.save(state, tmp)
+    save_state_dict(targets[1], model, force=force, metadata={"format": FORMAT, "model": config.model,
+                                                              "scale": str(config.scale)})
     write_text_atomic(targets[0], json.dumps(config.to_dict(), indent=1) + "\n", force=force)
     return folder
 
 
 def load_pruned(path_dir: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model saved by `save_pruned`; its config is ``model.pruned_config``."""
+    from edgesr.models.weights import read_checkpoint
+
     folder = Path(path_dir)
     cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if not w_path.is_file() and (folder / LEGACY_WEIGHTS_NAME).is_file():
+        w_path = folder / LEGACY_WEIGHTS_NAME
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise UserInputError(f"{p} not found: a pruned model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}.")
@@ -299,10 +293,5 @@ def load_pruned(path_dir: str | Path, map_location: str | torch.device = "cpu") 
         data = json.loads(cfg_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{cfg_path} is not valid JSON: {exc}") from None
-    try:
-        state = torch.load(w_path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"cannot read {w_path}: {exc}") from None
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{w_path} does not hold a state_dict.")
-    return rebuild(PrunedConfig.from_dict(data), state)
+    state = read_checkpoint(w_path)
+    return rebuild(PrunedConfig.from_dict(data), {k: v.to(map_location) for k, v in state.items()})

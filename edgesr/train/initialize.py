@@ -21,6 +21,7 @@ from torch import nn
 
 from edgesr.errors import UnknownModelError, WeightsError
 from edgesr.models.registry import ModelEntry, get_pretrained_cfg
+from edgesr.models.detect import explain_mismatch
 from edgesr.models.weights import state_signature, load_state_dict_strict, read_checkpoint, remap_for_model
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,13 @@ def load_init_weights(model: nn.Module, source: str | Path, *, entry: ModelEntry
     state, where = resolve_init_source(source)
     state = remap_for_model(model, dict(state))
     if state_signature(model) == state_signature(state):
-        load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where)
+        load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where,
+                               explain=explain_mismatch)
         return InitReport(source=where, mode="strict", source_scale=scale, loaded=len(state))
     if not cross_scale:
         try:
-            load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where)
+            load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where,
+                               explain=explain_mismatch)
         except WeightsError as exc:
             raise WeightsError(
                 f"{exc} To start an x{scale} model from another scale's weights of {entry.name} "
@@ -137,7 +140,8 @@ def load_init_weights(model: nn.Module, source: str | Path, *, entry: ModelEntry
     source_scale = next((s for s, sig in sigs.items() if sig == state_sig), None)
     if source_scale is None or not upsampler:
         try:
-            load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where)
+            load_state_dict_strict(model, state, model_name=entry.name, scale=scale, source=where,
+                               explain=explain_mismatch)
         except WeightsError as exc:
             raise WeightsError(f"{exc} (--init-cross-scale needs weights of {entry.name} at another scale "
                                f"with the same configuration.)") from None

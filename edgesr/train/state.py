@@ -87,11 +87,11 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
 
 
 def save_weights(path: Path, module: nn.Module) -> Path:
-    """A plain state_dict (CPU tensors), atomically: loadable with ``create_model(name, pretrained=path)``."""
-    sd = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
-    with atomic_path(path, force=True) as tmp:
-        torch.save(sd, tmp)
-    return path
+    """A plain state_dict (CPU tensors; safetensors for a ``.safetensors`` path), atomically: loadable with
+    ``create_model(name, pretrained=path)`` or ``edgesr.load_model(path)``."""
+    from edgesr.models.weights import save_state_dict
+
+    return save_state_dict(path, module, force=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

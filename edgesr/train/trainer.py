@@ -5,14 +5,15 @@ Run folder (``config.output_dir``; only rank 0 writes)::
     config.json              resolved config + environment
     log.jsonl                one JSON object per line: train / val / stage / checkpoint / fold events
     checkpoints/last.pt      full training state (model, optimizer, scheduler, EMA, step, RNG), atomic
-    stage{k}.pth             weights at the end of warm-start stage k (when stages > 1)
-    model_best.pth           weights with the best validation PSNR (when validating)
-    model_final.pth          final weights (the EMA weights when EMA is on), trainable form
-    model_folded.pth         re-parameterized weights (models with re-parameterizable blocks)
+    stage{k}.safetensors     weights at the end of warm-start stage k (when stages > 1)
+    model_best.safetensors   weights with the best validation PSNR (when validating)
+    model_final.safetensors  final weights (the EMA weights when EMA is on), trainable form
+    model_folded.safetensors re-parameterized weights (models with re-parameterizable blocks)
     result.json              the TrainResult summary
     tb/                      TensorBoard events (if tensorboard is installed)
 
-Every ``*.pth`` is a plain state_dict: ``create_model(name, scale=s, pretrained="model_final.pth", **model_cfg)``.
+Every ``*.safetensors`` is a plain state_dict: ``create_model(name, scale=s, pretrained="model_final.safetensors",
+**model_cfg)``, or ``edgesr.load_model("model_final.safetensors")`` (architecture detected from the weights).
 Nothing is created before the inputs (data, model, weights, options) have been checked.
 """
 from __future__ import annotations
@@ -51,9 +52,11 @@ from edgesr.utils.atomic import write_text_atomic
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str, dict[str, Any]], None]
+WEIGHTS_SUFFIX = ".safetensors"
 #: Files a run writes; --force removes exactly these (never other files in the folder).
-RUN_ARTIFACTS = ("config.json", "log.jsonl", "checkpoints", "model_final.pth", "model_best.pth",
-                 "model_folded.pth", "result.json", "tb")
+RUN_ARTIFACTS = ("config.json", "log.jsonl", "checkpoints", *(f"model_{k}{ext}" for k in ("final", "best", "folded")
+                                                            for ext in (WEIGHTS_SUFFIX, ".pth")),
+                 "result.json", "tb")
 
 
 @dataclass
@@ -111,8 +114,9 @@ def _clear_artifacts(folder: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    for path in folder.glob("stage*.pth"):
-        path.unlink()
+    for pattern in (f"stage*{WEIGHTS_SUFFIX}", "stage*.pth"):
+        for path in folder.glob(pattern):
+            path.unlink()
 
 
 def _has_content(folder: Path) -> bool:
@@ -289,7 +293,7 @@ class _Run:
         log.info("step %d: %s PSNR %.4f dB SSIM %.5f", self.global_step, self.validator.name, psnr, ssim)
         if self.best is None or psnr > self.best[0]:
             self.best = (psnr, self.global_step)
-            save_weights(self.out / "model_best.pth", self._deploy_module())
+            save_weights(self.out / f"model_best{WEIGHTS_SUFFIX}", self._deploy_module())
         return psnr
 
     def _checkpoint(self, stage: int, stage_step: int, optimizer, scheduler) -> None:
@@ -429,7 +433,7 @@ class _Run:
                         self._emit("step", stage=stage, stage_step=stage_step, model=self.raw, optimizer=optimizer,
                                    scheduler=scheduler, loss=float(loss.detach()))
                 if info.is_main and cfg.stages > 1:
-                    path = save_weights(self.out / f"stage{stage + 1}.pth", self._deploy_module())
+                    path = save_weights(self.out / f"stage{stage + 1}{WEIGHTS_SUFFIX}", self._deploy_module())
                     self._log("stage_end", stage=stage + 1, weights=str(path))
         except KeyboardInterrupt:
             if optimizer is not None and not in_update and info.is_main:
@@ -448,7 +452,7 @@ class _Run:
         if self.ema is not None:
             self.raw.load_state_dict(self.ema.module.state_dict())
             self.ema.reset(self.raw)
-        self._log("warm_start", stage=stage + 1, source=f"stage{stage}.pth")
+        self._log("warm_start", stage=stage + 1, source=f"stage{stage}{WEIGHTS_SUFFIX}")
 
     def _log_train(self, stage: int, sums: dict[str, torch.Tensor], window: dict[str, Any], optimizer,
                    bar) -> None:
@@ -476,13 +480,13 @@ class _Run:
         final_path = best_path = folded_path = None
         folded, fold_info = None, None
         if info.is_main:
-            final_path = save_weights(self.out / "model_final.pth", final)
-            if (self.out / "model_best.pth").is_file():
-                best_path = self.out / "model_best.pth"
+            final_path = save_weights(self.out / f"model_final{WEIGHTS_SUFFIX}", final)
+            if (self.out / f"model_best{WEIGHTS_SUFFIX}").is_file():
+                best_path = self.out / f"model_best{WEIGHTS_SUFFIX}"
             if cfg.fold and _has_repconv(final):
                 folded, fold_info = self._fold(final)
                 if folded is not None:
-                    folded_path = save_weights(self.out / "model_folded.pth", folded)
+                    folded_path = save_weights(self.out / f"model_folded{WEIGHTS_SUFFIX}", folded)
                     fold_info["weights"] = str(folded_path)
                 self._log("fold", **(fold_info or {}))
         result = TrainResult(

@@ -92,7 +92,7 @@ def test_bad_input_clear_error_no_output(case: str, lr_png: Path, tmp_path: Path
         expect = "corrupt"
     elif case == "wrong_arch":
         args += ["--weights", str(weights_dir / "imdn_baseline.pth")]
-        expect = "These weights fit: imdn_x4"
+        expect = "These weights are imdn x4"
     elif case == "bad_scale":
         args += ["--scale", "5"]
         expect = "supported scales: 2, 3, 4"

@@ -70,7 +70,7 @@ def test_end_to_end_folder_and_report(pruned_run: tuple[Path, str]) -> None:
     from edgesr.prune import load_pruned
 
     out, stdout = pruned_run
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "report.json", "weights.pth"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "report.json", "weights.safetensors"]
     assert not (out.parent / f".{out.name}.partial").exists()  # the staging folder was renamed into place
     report = json.loads((out / "report.json").read_text())
     before, after = report["before"], report["after"]
@@ -205,7 +205,7 @@ def test_force_replaces_an_existing_result(tmp_path: Path, lr_images: Path, caps
                                  "--prune-every", "1", "--crop", "16", "--batch", "2", "--no-eval", "--no-latency",
                                  "--threads", "1", "-q", "--force", "-o", str(out))
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "report.json", "weights.pth"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "report.json", "weights.safetensors"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or replaced folder left behind
     report = json.loads((out / "report.json").read_text())
     assert report["target"]["met"] and report["before"]["psnr"] is None and report["settings"]["eval_datasets"] == []

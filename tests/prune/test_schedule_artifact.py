@@ -10,6 +10,7 @@ import torch
 
 from edgesr.errors import OutputExistsError, UserInputError
 from edgesr.models import create_model
+from edgesr.models.weights import read_checkpoint
 from edgesr.prune import (
     CHECKPOINT_NAME,
     Pruner,
@@ -19,6 +20,7 @@ from edgesr.prune import (
     rebuild,
     save_pruned,
 )
+from edgesr.prune.slicing import WEIGHTS_NAME
 
 CFG = {"feature_channels": 12, "num_blocks": 2, "esa_channels": 8}
 
@@ -63,7 +65,8 @@ def test_save_rebuild_load_identical(tmp_path: Path) -> None:
     some = next(iter(data["layers"].values()))
     assert {"out", "in", "out_channels", "in_channels"} <= set(some)
     loaded = load_pruned(out)
-    rebuilt = rebuild(data, torch.load(out / "weights.pth", weights_only=True))
+    assert (out / WEIGHTS_NAME).name == "weights.safetensors"
+    rebuilt = rebuild(data, read_checkpoint(out / WEIGHTS_NAME))
     with torch.no_grad():
         assert torch.equal(loaded(x), ref) and torch.equal(rebuilt(x), ref)
     assert loaded.pruned_config.layers == result.config.layers
@@ -72,7 +75,7 @@ def test_save_rebuild_load_identical(tmp_path: Path) -> None:
     bad = dict(data, layers={**data["layers"], "block_1.c1_r": {**data["layers"].get("block_1.c1_r", some),
                                                                    "out_channels": 1}})
     with pytest.raises(UserInputError):
-        rebuild(bad, torch.load(out / "weights.pth", weights_only=True))
+        rebuild(bad, read_checkpoint(out / WEIGHTS_NAME))
 
 
 def test_base_config_is_checked_before_pruning() -> None:

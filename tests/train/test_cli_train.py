@@ -20,20 +20,20 @@ def test_train_command_end_to_end(set5: Path, tmp_path: Path) -> None:
             "--val-every", "0", "--lr", "1e-3", "-o", str(out), "-q", *TINY_ARGS]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert "stage 2  PSNR" in res.output and "trained 4 steps" in res.output and "model_final.pth" in res.output
+    assert "stage 2  PSNR" in res.output and "trained 4 steps" in res.output and "model_final.safetensors" in res.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["contrastive"] == 0.1 and cfg["config"]["stages"] == 2 and cfg["config"]["ema"] == 0.9
     assert cfg["model"]["cfg"] == {"feature_channels": 8, "num_blocks": 1, "esa_channels": 4}
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoints", "config.json", "log.jsonl", "model_best.pth", "model_final.pth", "result.json",
-        "stage1.pth", "stage2.pth"]
+        "checkpoints", "config.json", "log.jsonl", "model_best.safetensors", "model_final.safetensors",
+        "result.json", "stage1.safetensors", "stage2.safetensors"]
     res = CliRunner().invoke(cli, args[:-len(TINY_ARGS) - 1] + ["--resume", *TINY_ARGS])
     assert res.exit_code == 0, res.output  # resuming a finished run: nothing left to do
     assert "trained 4 steps" in res.output
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--scale", "2", "--init", "rlfn_x4"], "weights fit: rlfn_x4"),
+    (["--scale", "2", "--init", "rlfn_x4"], "holds x4 weights (rlfn x4), but scale 2 was asked for"),
     (["--scale", "4", "--patch", "200"], "needs HR images of at least 800x800"),
     (["--scale", "4", "--ema", "1.5"], "--ema must be a decay in (0, 1)"),
 ])

@@ -9,6 +9,7 @@ import torch
 
 from edgesr.errors import ImageError, OutputExistsError, UserInputError, WeightsError
 from edgesr.models import create_model
+from edgesr.models.weights import read_checkpoint
 from edgesr.train import TrainConfig, train
 
 RLFN_X4_SET5 = 32.2130  # reference PSNR of the official weights (shared/docs/reference.md)
@@ -115,12 +116,12 @@ def test_warm_start_stages_reload_weights_and_reset_the_optimizer(set5_hr: Path,
     assert len({s["optimizer"] for s in seen}) == 3  # a fresh optimizer per stage ...
     assert all(s["state"] == 0 and s["sched_epoch"] == 0 for s in seen)  # ... with no Adam moments
     assert [s["lr"] for s in seen] == [1e-3, 1e-3, 1e-4]  # the schedule restarts (and stage 3 overrides it)
-    for k in (1, 2):  # stage k+1 starts from stage k's final (EMA) weights, as saved in stage{k}.pth
-        saved = torch.load(out / f"stage{k}.pth", weights_only=True)
+    for k in (1, 2):  # stage k+1 starts from stage k's final (EMA) weights, as saved in stage{k}.safetensors
+        saved = read_checkpoint(out / f"stage{k}.safetensors")
         for name, value in seen[k]["weights"].items():
             assert torch.equal(value, saved[name]), name
         assert any(not torch.equal(seen[k]["weights"][n], seen[k - 1]["weights"][n]) for n in saved)
-    final = torch.load(out / "stage3.pth", weights_only=True)
+    final = read_checkpoint(out / "stage3.safetensors")
     assert all(torch.equal(v, final[k]) for k, v in result.model.state_dict().items())
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["loss"] for e in log if e["event"] == "stage"] == ["l1", "l1", "mse"]
@@ -147,7 +148,7 @@ def test_bad_input_leaves_no_output(case: str, set5_hr: Path, weights_dir: Path,
         err, match = UserInputError, "needs HR images of at least 300x300"
     else:
         kw = {"model": "rlfn", "model_cfg": {}, "init": str(weights_dir / "rlfn_x4.pth")}
-        err, match = WeightsError, r"(?s)does not match rlfn x2.*rlfn_x4.*--init-cross-scale"
+        err, match = WeightsError, r"(?s)holds x4 weights \(rlfn x4\), but scale 2 was asked for.*--init-cross-scale"
     with pytest.raises(err, match=match):
         train(tiny_config(hr, out, tiny, **kw))
     assert not out.exists()
@@ -163,7 +164,7 @@ def test_force_clears_only_run_files(set5_hr: Path, tmp_path: Path, tiny: dict) 
     (out / "notes.txt").write_text("mine")
     again = train(tiny_config(set5_hr, out, tiny, steps=1, force=True))
     assert again.steps == 1 and (out / "notes.txt").read_text() == "mine"
-    assert not (out / "stage1.pth").exists()
+    assert not (out / "stage1.safetensors").exists()
     assert json.loads((out / "result.json").read_text())["steps"] == 1
 
 
@@ -173,7 +174,7 @@ def test_rep_model_is_folded_at_the_end(set5: Path, tmp_path: Path, tiny: dict) 
     out = tmp_path / "rep"
     result = train(tiny_config(set5 / "HR", out, tiny, model="rlfn_rep", steps=3, val_dir=set5))
     assert any(isinstance(m, RepConv) for m in result.model.modules())  # model_final: trainable form
-    assert result.folded_weights == out / "model_folded.pth"
+    assert result.folded_weights == out / "model_folded.safetensors"
     assert not any(isinstance(m, RepConv) for m in result.folded_model.modules())
     assert result.fold["max_abs_diff"] < 1e-4
     assert result.fold["params_after"] < result.fold["params_before"]

@@ -187,7 +187,7 @@ def resolve_dataset(value: str | Path) -> Path:
     if shared.is_dir():
         return shared
     what = "is not a folder" if path.exists() else "does not exist"
-    raise UserInputError(f"dataset {value} {what} (also looked for {shared}); pass a folder with HR/ "
+    raise UserInputError(f"dataset {value} not found: {path} {what}, nor is there {shared}. Pass a folder with HR/ "
                          "(and LR_bicubic/X<scale>/), a folder of images, or a name under shared/datasets.")
 
 

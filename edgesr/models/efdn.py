@@ -23,6 +23,7 @@ from torch import nn
 from edgesr.layers.edbb import EDBB
 from edgesr.layers.esa import ESA, ESA_MIN_INPUT
 from edgesr.layers.reparam import replace_convs
+from edgesr.models.detect import Candidate, Shapes, pixel_shuffle_scale, ranked, register_detector
 from edgesr.models.registry import PretrainedCfg, register_model
 from edgesr.models.rlfn_rep import RepModelMixin
 
@@ -137,6 +138,10 @@ class EFDNRep(RepModelMixin, EFDN):
                                                                      identity=identity, expand_ratio=expand_ratio))
 
 
+#: The registered forms' hyper-parameters (their builders' defaults; ESA width None = features // 4).
+DEFAULTS: dict[str, dict] = {"efdn": {"feature_channels": 48, "esa_channels": None}}
+REP_DEFAULTS: dict[str, dict] = {"efdn_rep": {**DEFAULTS["efdn"], "expand_ratio": 0}}
+
 _PRETRAINED = [
     PretrainedCfg(
         name="efdn_x4", model="efdn", scale=4, filename="efdn_x4.pth",
@@ -150,7 +155,7 @@ _PRETRAINED = [
 @register_model("efdn", scales=(2, 3, 4), input_range=1.0, paper=_PAPER, pretrained=_PRETRAINED,
                 description="EFDN, 48 ch, 4 cells, ESA 12 (NTIRE 2023 ESR winner), deploy form")
 def efdn(scale: int = 4, **cfg: Any) -> EFDN:
-    return EFDN(**{"feature_channels": 48, "upscale": scale, **cfg})
+    return EFDN(**{**DEFAULTS["efdn"], "upscale": scale, **cfg})
 
 
 efdn.tiny_cfg = {"feature_channels": 8, "esa_channels": 4}  # for fast tests
@@ -159,7 +164,24 @@ efdn.tiny_cfg = {"feature_channels": 8, "esa_channels": 4}  # for fast tests
 @register_model("efdn_rep", scales=(2, 3, 4), input_range=1.0, paper=_PAPER,
                 description="EFDN with EDBB 3x3s for training; folds to plain EFDN")
 def efdn_rep(scale: int = 4, **cfg: Any) -> EFDNRep:
-    return EFDNRep(**{"feature_channels": 48, "upscale": scale, **cfg})
+    return EFDNRep(**{**DEFAULTS["efdn"], "upscale": scale, **cfg})
 
 
 efdn_rep.tiny_cfg = {"feature_channels": 8, "esa_channels": 4}  # for fast tests
+
+
+@register_detector("efdn")
+def detect(shapes: Shapes) -> list[Candidate]:
+    """Deploy form: ``cells.<i>.conv2.rep_conv.weight``; training form: EDBB's ``rep_conv.conv_3x3`` etc. EDBB's
+    identity branch has no weights, so it cannot be read back (off in the official submission)."""
+    features = shapes.dim("head.weight", 0)
+    esa = shapes.dim("cells.0.att.conv1.weight", 0)
+    scale = pixel_shuffle_scale(shapes.dim("tail.0.weight", 0))
+    if not features or not esa or not scale:
+        return []
+    config = {"feature_channels": features, "esa_channels": None if esa == features // 4 else esa}
+    if "cells.0.conv2.rep_conv.conv_3x3.weight" in shapes:
+        mid = shapes.dim("cells.0.conv2.rep_conv.expand.weight", 0) or 0
+        ratio = mid / features
+        return ranked({**config, "expand_ratio": int(ratio) if ratio == int(ratio) else ratio}, scale, REP_DEFAULTS)
+    return ranked(config, scale, DEFAULTS)

@@ -25,6 +25,7 @@ from edgesr.layers import PixelShuffleUpsampler, ValueScale, ValueShift
 from edgesr.layers.conv3xc import Conv3XC
 from edgesr.layers.mean_shift import DIV2K_RGB_MEAN
 from edgesr.layers.reparam import replace_convs
+from edgesr.models.detect import Candidate, Shapes, pixel_shuffle_scale, ranked, register_detector
 from edgesr.models.registry import PretrainedCfg, register_model
 from edgesr.models.rlfn_rep import RepModelMixin
 
@@ -126,6 +127,10 @@ class SPANRep(RepModelMixin, SPAN):
             replace_convs(self, conv_site_paths(self), lambda c: Conv3XC(c.in_channels, c.out_channels, gain=gain))
 
 
+#: The registered forms' hyper-parameters (their builders' defaults; span_rep adds Conv3XC's gain).
+DEFAULTS: dict[str, dict] = {"span": {"feature_channels": 48, "num_blocks": 6}}
+REP_DEFAULTS: dict[str, dict] = {"span_rep": {**DEFAULTS["span"], "gain": 2}}
+
 _PRETRAINED = [
     PretrainedCfg(
         name="span_ch28_x4", model="span", scale=4, filename="span_ch28_x4.pth",
@@ -139,7 +144,7 @@ _PRETRAINED = [
 @register_model("span", scales=(2, 3, 4), input_range=1.0, paper=_PAPER, pretrained=_PRETRAINED,
                 description="SPAN, 48 ch (28 in the NTIRE 2024 winner), 6 SPAB, deploy form")
 def span(scale: int = 4, **cfg: Any) -> SPAN:
-    return SPAN(**{"feature_channels": 48, "num_blocks": 6, "upscale": scale, **cfg})
+    return SPAN(**{**DEFAULTS["span"], "upscale": scale, **cfg})
 
 
 span.tiny_cfg = {"feature_channels": 8, "num_blocks": 2}  # for fast tests
@@ -148,7 +153,25 @@ span.tiny_cfg = {"feature_channels": 8, "num_blocks": 2}  # for fast tests
 @register_model("span_rep", scales=(2, 3, 4), input_range=1.0, paper=_PAPER,
                 description="SPAN with Conv3XC for training (official training form); folds to plain SPAN")
 def span_rep(scale: int = 4, **cfg: Any) -> SPANRep:
-    return SPANRep(**{"feature_channels": 48, "num_blocks": 6, "upscale": scale, **cfg})
+    return SPANRep(**{**DEFAULTS["span"], "upscale": scale, **cfg})
 
 
 span_rep.tiny_cfg = {"feature_channels": 8, "num_blocks": 2}  # for fast tests
+
+
+@register_detector("span")
+def detect(shapes: Shapes) -> list[Candidate]:
+    """Deploy form: ``<site>.eval_conv.weight``; training form: Conv3XC's ``<site>.eval_conv.skip`` etc."""
+    scale = pixel_shuffle_scale(shapes.dim("upsampler.0.weight", 0))
+    if not scale:
+        return []
+    if "conv_1.eval_conv.weight" in shapes:
+        config = {"feature_channels": shapes["conv_1.eval_conv.weight"][0],
+                  "num_blocks": shapes.count("block_{}.c1_r.eval_conv.weight", start=1)}
+        return ranked(config, scale, DEFAULTS)
+    if "conv_1.eval_conv.skip.weight" in shapes:
+        features = shapes["conv_1.eval_conv.skip.weight"][0]
+        config = {"feature_channels": features, "num_blocks": shapes.count("block_{}.c1_r.eval_conv.skip.weight", 1),
+                  "gain": shapes["conv_1.eval_conv.conv.weight"][0] // features}
+        return ranked(config, scale, REP_DEFAULTS)
+    return []

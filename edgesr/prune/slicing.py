@@ -2,8 +2,9 @@
 
 The artifact is ``config.json`` (model name, scale, the `create_model` keyword arguments, and per
 sliced layer its kept output/input channel indices and new widths) plus ``weights.safetensors`` (the sliced
-state_dict; folders written before safetensors hold ``weights.pth`` and still load). `rebuild` builds the registered model, replaces each recorded layer with one of the
-recorded shape (weights come only from the state_dict) and loads strictly.
+state_dict; folders written before safetensors hold ``weights.pth`` and still load). `rebuild` builds the
+registered model, replaces each recorded layer with one of the recorded shape (weights come only from the
+state_dict) and loads strictly.
 """
 from __future__ import annotations
 

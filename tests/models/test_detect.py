@@ -51,6 +51,17 @@ def test_official_checkpoints_are_detected_as_their_variant(variant, weights_dir
                                                                       dict(variant.config), {})
 
 
+def test_every_shared_checkpoint_is_a_registered_variant(weights_dir: Path) -> None:
+    by_file = {v.filename: v for v in list_pretrained()}
+    files = sorted(p.name for p in weights_dir.glob("*.pth"))
+    unknown = [f for f in files if f not in by_file]
+    assert not unknown, f"shared checkpoints that no registered variant names: {unknown}"
+    detected = {f: detect_architecture(read_checkpoint(weights_dir / f)) for f in files}
+    assert len(files) == 9  # the official checkpoints in shared/weights
+    assert {f: (d.model, d.scale) for f, d in detected.items()} == {
+        f: (by_file[f].model, by_file[f].scale) for f in files}
+
+
 @pytest.fixture(scope="session")
 def rlfn_x4_sd(weights_dir: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(weights_dir / "rlfn_x4.pth")

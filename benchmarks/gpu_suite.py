@@ -77,7 +77,7 @@ class Result:
 
 # ---- data -----------------------------------------------------------------------------------------------
 def sha256_file(path: Path) -> str:
-    from edgesr.models.hub import sha256_file as digest
+    from edgesr.utils.hashing import sha256_file as digest
 
     return digest(path)
 

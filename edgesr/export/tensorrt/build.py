@@ -43,7 +43,6 @@ from types import ModuleType
 from typing import Any, Iterator
 
 from edgesr.errors import ExportError, UserInputError
-from edgesr.models.hub import sha256_file
 from edgesr.export.tensorrt.profiles import ProfileShapes, profile_from_dict
 from edgesr.export.tensorrt.runtime import GpuInfo, import_tensorrt, require_gpu, trt_major, trt_version
 from edgesr.utils.hashing import sha256_bytes, sha256_file

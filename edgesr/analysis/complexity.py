@@ -12,6 +12,11 @@
   ReLU / PReLU / ELU / LeakyReLU / ReLU6 *module* call, plus 2 (affine) or 1 per BatchNorm2d output
   element. The "MACs (G)" column of the team's reference table is this number; pure conv MACs are
   0.17-0.25% lower for RLFN/RFDN/IMDN (the LeakyReLUs).
+* ``fvcore_flops``: what fvcore's ``FlopCountAnalysis`` (default handles) reports, the counter of the NTIRE
+  2023-2025 ESR challenges (EFDN's "16.70 G"): ``macs`` plus 4 per output element of bilinear upsampling
+  and grid sampling, 1 per output element of nearest upsampling, 1 per input element of
+  ``nn.AdaptiveAvgPool2d`` modules, and for norm modules 2 (affine) or 1 per element (eval BatchNorm) or
+  5 / 4 (GroupNorm, LayerNorm, InstanceNorm). Activations and other element-wise ops count 0.
 
 Convolutions are counted at the ATen level (``aten.convolution``) with a dispatch mode, so a conv made
 with ``F.conv2d`` inside a custom block counts as well as an ``nn.Conv2d``; each call is attributed to the
@@ -61,6 +66,7 @@ class Complexity:
     convs: int
     input_size: tuple[int, int]
     ntire_flops: int = 0
+    fvcore_flops: int = 0
     per_layer: tuple[LayerCost, ...] = field(default=(), repr=False)
 
     @property
@@ -73,21 +79,33 @@ class Complexity:
 
     def __str__(self) -> str:
         h, w = self.input_size
-        return (f"params {self.params:,} | MACs {self.gmacs:.3f} G (NTIRE FLOPs {self.ntire_flops / 1e9:.3f} G) | "
-                f"#Acts {self.macts:.3f} M | #Conv {self.convs} (input 1x{h}x{w})")
+        return (f"params {self.params:,} | MACs {self.gmacs:.3f} G (NTIRE FLOPs {self.ntire_flops / 1e9:.3f} G, "
+                f"fvcore {self.fvcore_flops / 1e9:.3f} G) | #Acts {self.macts:.3f} M | #Conv {self.convs} (input 1x{h}x{w})")
+
+
+def _fvcore_resampling() -> dict[Any, int]:
+    """fvcore's per-output-element FLOPs of the resampling ops it counts (ATen ops as dispatched)."""
+    aten = torch.ops.aten
+    return {aten.upsample_bilinear2d.default: 4, aten.upsample_nearest2d.default: 1,
+            aten.grid_sampler_2d.default: 4}
 
 
 class _ConvCounter(TorchDispatchMode):
-    """Records every aten.convolution call, attributed to the innermost running module."""
+    """Records every aten.convolution call, attributed to the innermost running module, and the
+    resampling FLOPs fvcore counts."""
 
     def __init__(self, names: list[str]) -> None:
         super().__init__()
         self.names = names
         self.records: list[LayerCost] = []
+        self.resampling = _fvcore_resampling()
+        self.fvcore_extra = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
-        if func is torch.ops.aten.convolution.default:
+        if func in self.resampling:
+            self.fvcore_extra += self.resampling[func] * out.numel()
+        elif func is torch.ops.aten.convolution.default:
             x, weight = args[0], args[1]
             transposed = bool(args[6]) if len(args) > 6 else bool((kwargs or {}).get("transposed", False))
             kernel = math.prod(weight.shape[2:])
@@ -115,20 +133,35 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 
 
 _NTIRE_ACTIVATIONS = (nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6)
+_NORMS_5_4 = (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def _fvcore_module_flops(module: nn.Module, inp: Any, out: torch.Tensor) -> int:
+    """fvcore's FLOPs for the pooling / norm modules it counts (see the module docstring)."""
+    if isinstance(module, nn.AdaptiveAvgPool2d) and inp and isinstance(inp[0], torch.Tensor):
+        return inp[0].numel()
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return out.numel() * (2 if module.affine else 1)
+    if isinstance(module, _NORMS_5_4):
+        affine = getattr(module, "affine", None)
+        affine = getattr(module, "elementwise_affine", False) if affine is None else affine
+        return out.numel() * (5 if affine else 4)
+    return 0
 
 
 def _run(model: nn.Module, x: torch.Tensor, names: list[str],
-         state: dict[str, Any] | None) -> tuple[list[LayerCost], int]:
+         state: dict[str, Any] | None) -> tuple[list[LayerCost], int, int]:
     """One forward with module-name tracking hooks and the conv counter.
 
-    Returns the conv/linear records and the element count NTIRE's counter adds for activation and
-    BatchNorm modules.
+    Returns the conv/linear records, the element count NTIRE's counter adds for activation and
+    BatchNorm modules, and what fvcore adds to the MACs.
     """
     paths: dict[int, str] = {}
     for name, module in model.named_modules():
         paths.setdefault(id(module), name)
     linear: list[LayerCost] = []
     elementwise = [0]
+    fvcore = [0]
 
     def pre(module: nn.Module, _inp: Any) -> None:
         names.append(paths.get(id(module), type(module).__name__))
@@ -142,6 +175,8 @@ def _run(model: nn.Module, x: torch.Tensor, names: list[str],
             elementwise[0] += out.numel()
         elif isinstance(module, nn.BatchNorm2d) and isinstance(out, torch.Tensor):
             elementwise[0] += out.numel() * (2 if module.affine else 1)
+        if isinstance(out, torch.Tensor):
+            fvcore[0] += _fvcore_module_flops(module, inp, out)
         names.pop()
 
     handles = []
@@ -160,7 +195,7 @@ def _run(model: nn.Module, x: torch.Tensor, names: list[str],
             handle.remove()
         del names[1:]
     # Linear layers lower to matmuls (not convolutions), so they come from the hooks; order is by kind.
-    return counter.records + linear, elementwise[0]
+    return counter.records + linear, elementwise[0], fvcore[0] + counter.fvcore_extra
 
 
 def profile_complexity(model: nn.Module, input_size: Sequence[int] | int = (256, 256),
@@ -187,12 +222,12 @@ def profile_complexity(model: nn.Module, input_size: Sequence[int] | int = (256,
             state = {k: torch.empty_like(v, device="meta")
                      for k, v in list(model.named_parameters(remove_duplicate=False))
                      + list(model.named_buffers(remove_duplicate=False))}
-            records, elementwise = _run(model, torch.empty(1, in_channels, h, w, dtype=dtype, device="meta"),
-                                        names, state)
+            records, elementwise, fvcore = _run(model, torch.empty(1, in_channels, h, w, dtype=dtype,
+                                                                   device="meta"), names, state)
         except Exception as exc:  # noqa: BLE001 - meta is an optimisation; a real forward is the truth
             log.debug("meta-device forward failed (%s: %s); profiling with a real forward", type(exc).__name__, exc)
-            records, elementwise = _run(model, torch.zeros(1, in_channels, h, w, dtype=dtype, device=device),
-                                        names, None)
+            records, elementwise, fvcore = _run(model, torch.zeros(1, in_channels, h, w, dtype=dtype,
+                                                                    device=device), names, None)
     finally:
         for module, mode in modes.items():
             module.train(mode)
@@ -200,4 +235,4 @@ def profile_complexity(model: nn.Module, input_size: Sequence[int] | int = (256,
     macs = sum(r.macs for r in records)
     return Complexity(params=params, params_learned=params_learned, macs=macs,
                       acts=sum(r.acts for r in convs), convs=len(convs), input_size=(h, w),
-                      ntire_flops=macs + elementwise, per_layer=tuple(records))
+                      ntire_flops=macs + elementwise, fvcore_flops=macs + fvcore, per_layer=tuple(records))

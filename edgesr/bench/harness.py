@@ -73,6 +73,7 @@ class BenchRecord:
     params: int | None = None
     macs_g: float | None = None
     flops_g: float | None = None
+    fvcore_flops_g: float | None = None
     acts_m: float | None = None
     convs: int | None = None
     psnr: float | None = None
@@ -96,7 +97,8 @@ class BenchRecord:
             "p90_ms": lat["p90_ms"], "p95_ms": lat["p95_ms"], "p99_ms": lat["p99_ms"],
             "iterations": lat["iterations"], "images_per_s": lat.get("images_per_s"),
             "mp_per_s": lat.get("output_megapixels_per_s"),
-            "params": self.params, "macs_g": self.macs_g, "flops_g": self.flops_g, "acts_m": self.acts_m, "convs": self.convs,
+            "params": self.params, "macs_g": self.macs_g, "flops_g": self.flops_g,
+            "fvcore_flops_g": self.fvcore_flops_g, "acts_m": self.acts_m, "convs": self.convs,
             "psnr": self.psnr, "ssim": self.ssim, "psnr_dataset": self.psnr_dataset,
             "peak_mb": mem.get("peak_rss_mb", mem.get("peak_mb")),
             "inference_mb": mem.get("inference_mb"),
@@ -260,6 +262,7 @@ def run_benchmark(targets: Sequence[BenchTarget], config: BenchConfig,
                         input=input_label, scale=target.scale, latency=latency,
                         params=getattr(cx, "params", None), macs_g=(cx.macs / 1e9) if cx else None,
                         flops_g=(cx.ntire_flops / 1e9) if cx else None,
+                        fvcore_flops_g=(cx.fvcore_flops / 1e9) if cx else None,
                         acts_m=(cx.acts / 1e6) if cx else None, convs=getattr(cx, "convs", None),
                         psnr=quality[0], ssim=quality[1], psnr_dataset=quality[2], memory=mem))
     env = collect_env(threads=config.threads[0] if config.threads else None,

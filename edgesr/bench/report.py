@@ -34,7 +34,8 @@ COLUMNS = [
     ("model", "model", ""), ("stage", "stage", ""), ("backend", "backend", ""), ("threads", "thr", ""),
     ("input", "input", ""), ("median_ms", "median ms", ".1f"), ("p90_ms", "p90 ms", ".1f"),
     ("mean_ms", "mean ms", ".1f"), ("speedup", "vs torch", ".2f"), ("mp_per_s", "MP/s", ".3f"),
-    ("psnr", "PSNR", ".4f"), ("params", "params", ","), ("macs_g", "GMACs", ".3f"), ("flops_g", "NTIRE GFLOPs", ".3f"), ("acts_m", "Acts (M)", ".3f"),
+    ("psnr", "PSNR", ".4f"), ("params", "params", ","), ("macs_g", "GMACs", ".3f"), ("flops_g", "NTIRE GFLOPs", ".3f"),
+    ("fvcore_flops_g", "fvcore GFLOPs", ".3f"), ("acts_m", "Acts (M)", ".3f"),
     ("convs", "#conv", ""), ("peak_mb", "peak MB", ".0f"),
 ]
 
@@ -108,6 +109,7 @@ def write_report(report: BenchReport, *, json_path: Path | None = None, csv_path
             first = report.records[0]
             data.update({"params": first.params, "macs": first.macs_g * 1e9 if first.macs_g else None,
                          "flops": first.flops_g * 1e9 if first.flops_g else None,
+                         "fvcore_flops": first.fvcore_flops_g * 1e9 if first.fvcore_flops_g else None,
                          "acts": first.acts_m * 1e6 if first.acts_m else None, "convs": first.convs,
                          "latency_ms": first.latency.get("median_ms"), "latency_mean_ms": first.latency.get("mean_ms"),
                          "psnr": first.psnr, "ssim": first.ssim})

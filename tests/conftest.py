@@ -132,3 +132,22 @@ def pytest_terminal_summary(terminalreporter) -> None:
     own, children = peak_rss_mib()
     terminalreporter.write_line(f"peak RSS: {max(own, children):.0f} MiB (pytest process {own:.0f} MiB, "
                                 f"largest child process {children:.0f} MiB)")
+
+
+def _adam_steps(model: torch.nn.Module, steps: int = 3, scale: int = 4) -> None:
+    """A few Adam steps on random 16x16 patches: every branch of a re-parameterizable block moves away
+    from its initialisation (a fold test on freshly initialised weights would miss branch mix-ups)."""
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(steps):
+        loss = F.l1_loss(model(torch.rand(2, 3, 16, 16)), torch.rand(2, 3, 16 * scale, 16 * scale))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@pytest.fixture
+def adam_steps():
+    """`adam_steps(model, steps=3, scale=4)`: train a model briefly on random patches."""
+    return _adam_steps

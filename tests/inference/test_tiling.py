@@ -76,3 +76,33 @@ def test_self_ensemble_of_equivariant_function_is_identity() -> None:
     f = self_ensemble(lambda a: a * 2.0)
     assert np.allclose(f(x), x * 2.0, atol=1e-6)
     assert torch.is_tensor(torch.from_numpy(f(x)))
+
+
+def test_span_tiles_exactly_with_the_halo_it_reports(datasets_dir: Path) -> None:
+    """SPAN is purely local: with its receptive radius as the halo, tiles equal the whole image; one pixel
+    less and the tile borders show."""
+    model = create_model("span_ch28_x4")
+    assert model.tiling_halo == 21
+    fn = torch_sr_function(model)
+    x = (_lr(datasets_dir, 61, 83).astype(np.float32) / 255).transpose(2, 0, 1)[None]
+    full = fn(x)
+    tiled = tiled_forward(fn, x, 4, TilingConfig(tile=24, halo=model.tiling_halo))
+    assert tiled.shape == full.shape == (1, 3, 244, 332)
+    assert np.abs(tiled - full).max() < 1e-5
+    short = tiled_forward(fn, x, 4, TilingConfig(tile=24, halo=model.tiling_halo - 1))
+    assert np.abs(short - full).max() > 1e-4
+
+
+def test_efdn_tiles_within_tolerance(datasets_dir: Path) -> None:
+    """EFDN's cells end with ESA (attention pooled over the input), like RLFN. Stated tolerance for the
+    default halo of ESA models (32): PSNR >= 50 dB vs untiled on uint8 output."""
+    model = create_model("efdn_x4")
+    fn = torch_sr_function(model)
+    lr = _lr(datasets_dir, 101, 157)  # odd size, 2x3 tiles
+    full = upscale_array(fn, lr, 4)
+    tiled = upscale_array(fn, lr, 4, tile=64, halo=32, min_size=model.min_input_size)
+    assert tiled.shape == full.shape == (404, 628, 3)
+    diff = np.abs(tiled.astype(int) - full.astype(int))
+    p = psnr_between(tiled.astype(np.float64), full.astype(np.float64), 255.0)
+    assert p >= 50.0, f"tiled vs untiled PSNR {p:.2f} dB, max abs diff {diff.max()}"
+    assert (diff > 2).mean() < 0.01

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgesr.bench.complexity import profile_complexity
+from edgesr.analysis.complexity import profile_complexity
 from edgesr.models import create_model
 from edgesr.paths import shared_dir
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgesr.bench.complexity import profile_complexity
+from edgesr.analysis.complexity import profile_complexity
 from edgesr.layers.conv3xc import Conv3XC
 from edgesr.layers.edbb import EDBB
 from edgesr.layers.reparam import ReparamConv

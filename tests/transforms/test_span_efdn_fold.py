@@ -11,7 +11,7 @@ from edgesr.layers.conv3xc import Conv3XC
 from edgesr.layers.edbb import EDBB
 from edgesr.layers.reparam import ReparamConv
 from edgesr.models import create_model
-from edgesr.transforms import fold_math
+from edgesr.layers import fold_math
 
 # (training form, deploy form, official hyper-parameters, re-parameterizable blocks, convs each)
 FORMS = [("span_rep", "span", {"feature_channels": 28}, 20, 4), ("efdn_rep", "efdn", {}, 8, 8)]

@@ -73,6 +73,8 @@ class Target:
         if m is None or number is None:
             raise UserInputError(f"cannot read target {text!r}; write KIND=VALUE, e.g. flops=0.9 or params=300k.")
         kind, suffix = m.group(1).lower(), m.group(3)
+        if ("flops" if kind == "macs" else kind) not in METRICS:
+            raise UserInputError(f"unknown target kind {kind!r}; choose one of {', '.join(METRICS)}.")
         if suffix == "ms":
             if kind != "latency":
                 raise UserInputError(f"target {text!r}: the unit ms applies to latency only.")

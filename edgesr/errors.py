@@ -36,6 +36,14 @@ class OutputExistsError(UserInputError):
     """Refusing to overwrite an existing artifact without --force."""
 
 
+class InvalidSidecarError(UserInputError):
+    """A sidecar that is malformed, out of bounds, or contradicts its artifact (names the file and the field)."""
+
+
+class ArtifactMismatchError(UserInputError):
+    """The files of an artifact do not match what its sidecar recorded (e.g. files of two exports mixed)."""
+
+
 class MissingDependencyError(UserInputError):
     """An optional backend is not installed; the message names the extra to install."""
 

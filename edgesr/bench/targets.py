@@ -132,7 +132,8 @@ def targets_for_model(model: nn.Module, specs: list[BackendSpec], work_dir: Path
 
 def target_for_artifact(path: Path, backend: str | None = None, flags: tuple[str, ...] = ()) -> BenchTarget:
     """A target for an exported file; scale/min size come from its sidecar when there is one."""
-    from edgesr.runtimes import get_backend, load_artifact_info
+    from edgesr.artifacts.sidecar import Sidecar
+    from edgesr.runtimes import get_backend
     from edgesr.runtimes.registry import backend_for_path
 
     path = Path(path)
@@ -140,11 +141,9 @@ def target_for_artifact(path: Path, backend: str | None = None, flags: tuple[str
         raise UserInputError(f"artifact not found: {path}")
     info = get_backend(backend) if backend else backend_for_path(path)
     spec = BackendSpec(info.name, flags)
-    meta = load_artifact_info(path)
-    scale = getattr(meta, "scale", None) or 4
-    raw = getattr(meta, "raw", None) or {}
-    export_info = raw.get("export") if isinstance(raw, dict) else None
-    precision = export_info.get("precision") if isinstance(export_info, dict) else None
+    sidecar = Sidecar.for_artifact(path)
+    scale = sidecar.scale if sidecar is not None else 4
+    precision = sidecar.export.precision if sidecar is not None else None
     return BenchTarget(label=path.stem, spec=spec, artifact=path, scale=int(scale), model_name=path.stem,
-                       stage="artifact", min_size=int(getattr(meta, "min_size", None) or 1),
-                       precision_hint=str(precision) if precision else None)
+                       stage="artifact", min_size=sidecar.min_size if sidecar is not None else 1,
+                       precision_hint=precision)

@@ -50,7 +50,7 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
               help="Value convention of the graph's input/output: float RGB 0..1, float 0..255, or uint8 "
                    "(scaling, rounding and clamping inside the graph).")
 @click.option("--reparam/--no-reparam", default=None,
-              help="Fold the model for inference before export (default: when edgesr.transforms is available).")
+              help="Fold the model for inference before export (default: fold).")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
               help="torch.onnx exporter; auto tries dynamo and falls back to TorchScript.")

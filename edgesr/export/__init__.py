@@ -1,4 +1,4 @@
-"""Export edgesr models to deployable artifacts, each with a JSON sidecar (`edgesr.export.sidecar`).
+"""Export edgesr models to deployable artifacts, each with a JSON sidecar (`edgesr.artifacts.Sidecar`).
 
     from edgesr.export import ExportOptions, export_onnx
     result = export_onnx(model, "out/rlfn_x4_fp16.onnx", ExportOptions(fp16=True))
@@ -9,6 +9,7 @@ onnx/onnxruntime/onnxsim are imported only when an export or a run happens.
 """
 from __future__ import annotations
 
+from edgesr.artifacts.sidecar import SCHEMA_VERSION, Sidecar, sidecar_path_for
 from edgesr.export.onnx_export import (
     ExportOptions,
     ExportResult,
@@ -17,7 +18,6 @@ from edgesr.export.onnx_export import (
     export_onnx,
     export_torch_to_onnx,
 )
-from edgesr.export.sidecar import SCHEMA_VERSION, Sidecar, read_sidecar, sidecar_path_for
 from edgesr.export.verify import IO_MODES, onnxruntime_sr_function
 
 __all__ = [
@@ -31,6 +31,5 @@ __all__ = [
     "export_onnx",
     "export_torch_to_onnx",
     "onnxruntime_sr_function",
-    "read_sidecar",
     "sidecar_path_for",
 ]

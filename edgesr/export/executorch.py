@@ -20,7 +20,7 @@ The pipeline of `export_executorch`:
    runtime's kernels implement, is an ExportError naming the op and the module calling it;
 5. run the program with ExecuTorch's Python runtime at several sizes (odd ones included), assert the
    output shape and compare with PyTorch;
-6. write ``<name>.pte`` and ``<name>.json`` atomically.
+6. write ``<name>.pte`` and then its sidecar ``<name>.pte.json`` as one transaction.
 
 FP16 is refused: an FP16 program (weights and activations in float16, XNNPACK) exported this way
 measured 11 dB PSNR vs PyTorch on x86 with executorch 1.5.1, i.e. broken.
@@ -30,7 +30,6 @@ from __future__ import annotations
 import ast
 import collections
 import contextlib
-import hashlib
 import logging
 import re
 from pathlib import Path
@@ -53,12 +52,10 @@ from edgesr.export.ncnn import (
     parity_entries,
     parity_info,
     prepare_model,
-    sidecar_json,
     tensor_specs,
-    write_files_atomic,
 )
 from edgesr.export.onnx_export import ExportOptions
-from edgesr.export.sidecar import GraphStats, sidecar_path_for
+from edgesr.artifacts.sidecar import GraphStats, sidecar_path_for
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +349,7 @@ class ProgramRunner:
 
 def export_executorch(model: nn.Module, path: str | Path, options: ExportOptions | None = None,
                       **kw: Any) -> MobileExportResult:
-    """Export an edgesr SR model to an ExecuTorch program ``path`` (``.pte``, XNNPACK) and its ``.json`` sidecar.
+    """Export an edgesr SR model to an ExecuTorch program ``path`` (``.pte``, XNNPACK) + sidecar ``<name>.pte.json``.
 
     Uses from `options`: io ("float01" | "float255"), reparam*, min_shape / max_shape (the dynamic H/W
     bounds: memory is planned for the max), opt_shape (the static fallback), parity_sizes / parity_dir /
@@ -453,16 +450,15 @@ def export_executorch(model: nn.Module, path: str | Path, options: ExportOptions
     prepared.min_size = max(lo_hw)
     sidecar = build_sidecar(
         model, prepared, options,
-        artifact={"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        fmt="executorch", inputs=inputs_spec, outputs=outputs_spec, shapes=(lo_hw, opt_hw, hi_hw),
+        artifact=path.name, fmt="executorch", inputs=inputs_spec, outputs=outputs_spec, shapes=(lo_hw, opt_hw, hi_hw),
         exporter="torch.export+xnnpack", note=note,
         parity=parity_info(entries, f"ExecuTorch {version} runtime (XNNPACK), {options.threads} threads"),
         graph=GraphStats(nodes=delegates + sum(op_counts.values()),
                          op_counts={"xnnpack_delegate": delegates, **op_counts}, initializers=0,
                          initializer_bytes=0),
         versions=base_versions(executorch=version), precision="fp32", min_size=max(lo_hw))
-    text = sidecar_json(sidecar, "executorch", block)
-    write_files_atomic({path: data, side_path: text.encode("utf-8")}, options.force)
+    sidecar.blocks["executorch"] = block
+    sidecar.write({path: data}, force=options.force)
     log.info("wrote %s and %s", path, side_path)
     if planned > 512 << 20:
         warn.append(f"the program plans {planned / (1 << 20):.0f} MiB of activation memory (for inputs up to "

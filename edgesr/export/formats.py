@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class FormatInfo:
     """A registered artifact format. `suffixes`: the files one export writes (``name + suffix``), the
-    artifact first; `int8_variant`: the format `--int8` turns this one into (None: no INT8 path)."""
+    artifact first (its sidecar, ``<artifact file>.json``, comes on top); `int8_variant`: the format `--int8`
+    turns this one into (None: no INT8 path)."""
 
     name: str
     converter: str
@@ -47,7 +48,11 @@ class FormatInfo:
         return self.suffixes[0]
 
     def outputs(self, out_dir: str | Path, name: str) -> list[Path]:
-        return [Path(out_dir) / f"{name}{s}" for s in self.suffixes]
+        """Every file one export writes: the artifact's files, then its sidecar."""
+        from edgesr.artifacts.sidecar import sidecar_path_for
+
+        files = [Path(out_dir) / f"{name}{s}" for s in self.suffixes]
+        return files + [sidecar_path_for(files[0])]
 
     def load_converter(self) -> Callable[..., Any]:
         module, _, attr = self.converter.partition(":")
@@ -154,8 +159,8 @@ def export_onnx_int8(model: "nn.Module", path: str | Path, options: "ExportOptio
     if options.half:
         raise UserInputError("INT8 and FP16 exclude each other: INT8 is quantized from the FP32 export. Drop --fp16.")
     calib, qkw = _quantize_kwargs(kw, options)
-    check_writable(path, options.force)
-    check_writable(path.with_suffix(".json"), options.force)
+    for out in get_format("onnx-int8").outputs(path.parent, path.stem):
+        check_writable(out, options.force)
     with tempfile.TemporaryDirectory(prefix="edgesr-int8-export-") as tmp:
         fp32 = Path(tmp) / (path.stem.removesuffix("_int8") + ".onnx")
         onnx_result = export_onnx(model, fp32, replace(options, force=True))
@@ -174,17 +179,17 @@ def export_ort_int8(model: "nn.Module", path: str | Path, options: "ExportOption
 
 
 # ---- the formats ------------------------------------------------------------------------------------------
-register_format(FormatInfo("onnx", "edgesr.export.onnx_export:export_onnx", (".onnx", ".json"),
+register_format(FormatInfo("onnx", "edgesr.export.onnx_export:export_onnx", (".onnx",),
                            "ONNX (FP32/FP16) + sidecar, verified in ONNX Runtime", int8_variant="onnx-int8"))
 register_format(FormatInfo("ort", "edgesr.export.ort_mobile:export_ort",
-                           (".ort", ".json", ".required_operators.config"),
+                           (".ort", ".required_operators.config"),
                            "ONNX Runtime mobile format + reduced-operator config + sidecar", int8_variant="ort-int8"))
-register_format(FormatInfo("onnx-int8", "edgesr.export.formats:export_onnx_int8", (".onnx", ".json"),
+register_format(FormatInfo("onnx-int8", "edgesr.export.formats:export_onnx_int8", (".onnx",),
                            "ONNX QDQ INT8 (static, calibrated on real images) + sidecar", accepts_fp16=False))
 register_format(FormatInfo("ort-int8", "edgesr.export.formats:export_ort_int8",
-                           (".ort", ".json", ".required_operators.config"),
+                           (".ort", ".required_operators.config"),
                            "ONNX Runtime mobile format of the QDQ INT8 graph", accepts_fp16=False))
-register_format(FormatInfo("trt", "edgesr.export.tensorrt.pipeline:export_trt", (".engine", ".json"),
+register_format(FormatInfo("trt", "edgesr.export.tensorrt.pipeline:export_trt", (".engine",),
                            "TensorRT engine (NVIDIA GPU + edgesr[tensorrt]) built from the ONNX export, + sidecar"))
-register_format(FormatInfo("ncnn", "edgesr.export.ncnn:export_ncnn", (".param", ".bin", ".json"), "ncnn param/bin via pnnx (edgesr[mobile]) + sidecar, verified in ncnn"))  # noqa: E501
-register_format(FormatInfo("executorch", "edgesr.export.executorch:export_executorch", (".pte", ".json"), "ExecuTorch .pte, XNNPACK (edgesr[executorch]) + sidecar", accepts_fp16=False))  # noqa: E501
+register_format(FormatInfo("ncnn", "edgesr.export.ncnn:export_ncnn", (".param", ".bin"), "ncnn param/bin via pnnx (edgesr[mobile]) + sidecar, verified in ncnn"))  # noqa: E501
+register_format(FormatInfo("executorch", "edgesr.export.executorch:export_executorch", (".pte",), "ExecuTorch .pte, XNNPACK (edgesr[executorch]) + sidecar", accepts_fp16=False))  # noqa: E501

@@ -16,7 +16,8 @@ The pipeline of `export_ncnn`:
 5. run the ncnn model with the ncnn Python runtime on crops of real images at several sizes (odd ones
    included), assert the output shape (= scale x input) and compare with PyTorch; with ``fp16`` a
    second conversion stores the weights as float16 and is compared too;
-6. write ``<name>.param``, ``<name>.bin`` and ``<name>.json`` atomically.
+6. write ``<name>.param``, ``<name>.bin`` and then the sidecar ``<name>.param.json`` as one transaction
+   (`edgesr.artifacts.store.write_artifact`).
 
 Why the range scaling is not folded for FP16 weights: pnnx/ncnn's float16 weight storage flushes
 float16 subnormals (|w| < 6.1e-5) to zero. Folding the 1/255 output scaling of a 0..255 model into its
@@ -37,7 +38,6 @@ import collections
 import copy
 import datetime as _dt
 import hashlib
-import json
 import logging
 import platform
 import subprocess
@@ -53,8 +53,8 @@ from torch import nn
 
 from edgesr.errors import ExportError, MissingDependencyError, UserInputError
 from edgesr.export.onnx_export import ExportOptions, ExportResult, IOWrapper
-from edgesr.export.sidecar import (
-    ArtifactInfo,
+from edgesr.artifacts.sidecar import (
+    ArtifactFile,
     ExportInfo,
     GraphStats,
     ModelInfo,
@@ -304,29 +304,25 @@ def parity_info(entries: list[ParityEntry], runtime: str) -> ParityInfo:
                       min_psnr_db=min(e.psnr_db for e in entries), fp16_min_psnr_db=min(fp16) if fp16 else None)
 
 
-def file_info(path: Path, name: str | None = None) -> dict[str, Any]:
-    data = path.read_bytes()
-    return {"file": name or path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
 def base_versions(**extra: str) -> dict[str, str]:
     import edgesr
 
     return {"edgesr": edgesr.__version__, "torch": torch.__version__, **extra, "python": platform.python_version()}
 
 
-def build_sidecar(model: nn.Module, prepared: PreparedModel, options: ExportOptions, *, artifact: dict[str, Any],
+def build_sidecar(model: nn.Module, prepared: PreparedModel, options: ExportOptions, *, artifact: str,
                   fmt: str, inputs: list[TensorSpec], outputs: list[TensorSpec], shapes: tuple, exporter: str,
                   note: str | None, parity: ParityInfo, graph: GraphStats, versions: dict[str, str],
                   precision: str, min_size: int) -> Sidecar:
-    """The common sidecar of a mobile artifact (the format's own block is added by the caller)."""
+    """The common sidecar of the mobile artifact file `artifact` (the caller adds the format's own block; the file
+    sizes and checksums are filled in when it is written)."""
     from edgesr.export.onnx_export import _tiling_halo, _weights_info
 
     lo, opt, hi = shapes
     weights_path, weights_sha = _weights_info(model)
     cfg = getattr(model, "pretrained_cfg", None)
     return Sidecar(
-        artifact=ArtifactInfo(file=artifact["file"], format=fmt, bytes=artifact["bytes"], sha256=artifact["sha256"]),
+        artifact=ArtifactFile(file=artifact, format=fmt),
         scale=prepared.scale,
         model=ModelInfo(name=getattr(model, "edgesr_name", type(model).__name__), variant=getattr(cfg, "name", None),
                         params=sum(p.numel() for p in model.parameters()), weights_path=weights_path,
@@ -341,15 +337,6 @@ def build_sidecar(model: nn.Module, prepared: PreparedModel, options: ExportOpti
         parity=parity, graph=graph, versions=versions,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     )
-
-
-def sidecar_json(sidecar: Sidecar, fmt: str, block: dict[str, Any]) -> str:
-    """The sidecar's JSON with the format's own block (`"ncnn": {...}`) after the common keys."""
-    from edgesr.export.sidecar import _clean
-
-    data = sidecar.to_dict()
-    data[fmt] = _clean(block)
-    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
 def tensor_specs(io: str, in_name: str, out_name: str, dynamic: bool = True,
@@ -406,18 +393,6 @@ def check_outputs(paths: Sequence[Path], force: bool) -> None:
 
     for p in paths:
         check_writable(p, force)
-
-
-def write_files_atomic(contents: dict[Path, bytes], force: bool) -> None:
-    """Write every file or none (temporary files renamed into place at the end)."""
-    import contextlib
-
-    from edgesr.utils.atomic import atomic_path
-
-    with contextlib.ExitStack() as stack:
-        tmps = {path: stack.enter_context(atomic_path(path, force)) for path in contents}
-        for path, data in contents.items():
-            tmps[path].write_bytes(data)
 
 
 # ======================================================================================= ncnn
@@ -591,7 +566,7 @@ def run_ncnn_image(ncnn: Any, net: Any, input_blob: str, output_blob: str, image
 
 def export_ncnn(model: nn.Module, path: str | Path, options: ExportOptions | None = None,
                 **kw: Any) -> MobileExportResult:
-    """Export an edgesr SR model to ncnn: ``path`` (``.param``), the ``.bin`` and the ``.json`` sidecar beside it.
+    """Export an edgesr SR model to ncnn: ``path`` (``.param``), the ``.bin`` and the sidecar ``<name>.param.json``.
 
     Uses from `options`: io ("float01" | "float255"), fp16 (float16 weight storage, and FP16 storage in
     the sidecar's runtime options), reparam*, min/opt/max shape (the sidecar's recommended profile; ncnn
@@ -682,9 +657,7 @@ def export_ncnn(model: nn.Module, path: str | Path, options: ExportOptions | Non
         "value_scales_folded": not options.half,
     }
     sidecar = build_sidecar(
-        model, prepared, options, artifact={"file": path.name, "bytes": len(param_bytes),
-                                            "sha256": hashlib.sha256(param_bytes).hexdigest()},
-        fmt="ncnn", inputs=inputs_spec, outputs=outputs_spec, shapes=(lo, opt, hi), exporter="pnnx",
+        model, prepared, options, artifact=path.name, fmt="ncnn", inputs=inputs_spec, outputs=outputs_spec, shapes=(lo, opt, hi), exporter="pnnx",
         note="TorchScript trace converted by pnnx at two input sizes (dynamic height/width)" + (
             "; FP16 weights: the I/O range scalings stay layers, not folded into the convs (fp16 subnormals)"
             if options.half else ""),
@@ -694,8 +667,8 @@ def export_ncnn(model: nn.Module, path: str | Path, options: ExportOptions | Non
                          op_counts_exported=layer_counts(layers), initializers=0, initializer_bytes=len(bin_bytes)),
         versions=base_versions(pnnx=str(getattr(pnnx, "__version__", "?")), ncnn=str(ncnn.__version__)),
         precision=precision, min_size=prepared.min_size)
-    text = sidecar_json(sidecar, "ncnn", block)
-    write_files_atomic({path: param_bytes, bin_path: bin_bytes, side_path: text.encode("utf-8")}, options.force)
+    sidecar.blocks["ncnn"] = block
+    sidecar.write({path: param_bytes, bin_path: bin_bytes}, force=options.force, roles={bin_path.name: "weights"})
     log.info("wrote %s, %s and %s", path, bin_path, side_path)
     return MobileExportResult(path=path, sidecar_path=side_path, sidecar=sidecar,
                               reparam_report=prepared.reparam_report, warnings=warn,

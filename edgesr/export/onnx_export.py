@@ -12,14 +12,14 @@ The pipeline of `export_onnx`:
 7. measure parity on crops of real images at several sizes with ONNX Runtime: FP32 graph vs the
    PyTorch model; FP16 artifact vs FP32 graph, and a strict FP16 emulation (every activation rounded
    to float16) vs FP32 graph; fail clearly on a mismatch or an FP16 overflow;
-8. write ``<name>.onnx`` and ``<name>.json`` atomically (both or neither).
+8. write ``<name>.onnx`` and then its sidecar ``<name>.onnx.json`` as one transaction
+   (`edgesr.artifacts.store.write_artifact`: a reader finds the old pair or the new one, never a mix).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import datetime as _dt
-import hashlib
 import inspect
 import io as _io
 import logging
@@ -38,8 +38,8 @@ from torch import nn
 
 from edgesr.utils.shapes import parse_hw
 from edgesr.errors import ExportError, UserInputError
-from edgesr.export.sidecar import (
-    ArtifactInfo,
+from edgesr.artifacts.sidecar import (
+    ArtifactFile,
     ExportInfo,
     GraphStats,
     ModelInfo,
@@ -75,8 +75,8 @@ class ExportOptions:
     io: "float01" (edgesr's float RGB 0..1), "float255" (float 0..255 in and out) or "uint8" (uint8 in,
         uint8 out; scaling, rounding and clamping inside the graph).
     fp16: FP16 arithmetic inside the graph; the I/O stays float32 unless `fp16_io` (which implies fp16).
-    reparam: fold the model for inference first (True), never (False), or when `edgesr.transforms` is
-        available (None). `reparam_passes`/`reparam_skip` select passes by name.
+    reparam: fold the model for inference first (True or None, the default) or not (False).
+        `reparam_passes`/`reparam_skip` select passes by name.
     min_shape/opt_shape/max_shape: (H, W) of the recommended optimisation profile recorded in the sidecar
         (min defaults to the model's minimum input size); `batch` is its (min, opt, max) batch.
     parity_sizes: (H, W) crops of real images the export is verified on; `parity_dir` holds the images
@@ -284,71 +284,18 @@ def _tiling_halo(model: nn.Module) -> int:
 
 
 def _reparameterize(model: nn.Module, options: ExportOptions, size: int) -> tuple[ReparamInfo, Any]:
-    """Fold `model` in place with edgesr.transforms when asked/available; describe what happened."""
+    """Fold `model` in place with `edgesr.transforms.reparameterize` unless disabled; describe what happened."""
+    from edgesr.transforms import reparameterize
+
     if options.reparam is False:
         return ReparamInfo(applied=False, report="disabled (--no-reparam)"), None
-    try:
-        from edgesr.transforms import reparameterize
-    except ImportError as exc:
-        if options.reparam:
-            raise UserInputError(
-                f"--reparam is unavailable: edgesr.transforms cannot be imported ({exc}). "
-                "Export without folding with --no-reparam."
-            ) from exc
-        log.info("edgesr.transforms is not available (%s): exporting without folding", exc)
-        return ReparamInfo(applied=False, report="unavailable (edgesr.transforms not installed)"), None
-    kwargs: dict[str, Any] = {"skip": tuple(options.reparam_skip)}
+    kwargs: dict[str, Any] = {"skip": tuple(options.reparam_skip), "input_size": (size, size)}
     if options.reparam_passes is not None:
         kwargs["passes"] = list(options.reparam_passes)
-    kwargs["input_size"] = (size, size)  # where the passes measure MACs and check their folds
-    try:
-        report = reparameterize(model, **kwargs)
-    except TypeError:  # an older signature without input_size
-        kwargs.pop("input_size")
-        report = reparameterize(model, **kwargs)
-    details = None
-    to_dict = getattr(report, "to_dict", None)
-    if callable(to_dict):
-        try:
-            details = to_dict()
-        except Exception as exc:  # noqa: BLE001 - the report is informative only
-            log.debug("FoldReport.to_dict failed: %s", exc)
-    return ReparamInfo(applied=True, passes=_applied_passes(report, details), report=str(report),
-                       details=to_jsonable(details)), report
-
-
-def _applied_passes(report: Any, details: Any) -> list[str]:
-    """Names of the fold passes that changed the model, read defensively from a FoldReport."""
-    entries = None
-    for attr in ("entries", "passes", "results", "steps"):
-        value = getattr(report, attr, None)
-        if isinstance(value, (list, tuple)) or isinstance(value, dict):
-            entries = value
-            break
-    if entries is None and isinstance(details, dict):
-        for key in ("entries", "passes", "results", "steps"):
-            if isinstance(details.get(key), (list, tuple, dict)):
-                entries = details[key]
-                break
-    if entries is None:
-        return []
-    if isinstance(entries, dict):
-        entries = [{"name": k, **(v if isinstance(v, dict) else {"count": v})} for k, v in entries.items()]
-    names = []
-    for e in entries:
-        get = (lambda k, e=e: e.get(k)) if isinstance(e, dict) else (lambda k, e=e: getattr(e, k, None))
-        name = get("name") or get("pass_name") or get("pass") or str(e)
-        changed = None
-        if get("skipped"):
-            continue
-        for key in ("changes", "count", "changed", "folded", "applied"):
-            value = get(key)
-            if value is not None:
-                changed = bool(len(value) if isinstance(value, (list, tuple, dict)) else value)
-                break
-        if changed is None or changed:
-            names.append(str(name))
-    return names
+    report = reparameterize(model, **kwargs)  # input_size: where the passes measure MACs and check their folds
+    applied = [p.name for p in report.passes if p.changed and not p.skipped]
+    details = to_jsonable(report.to_dict())
+    return ReparamInfo(applied=True, passes=applied, report=str(report), details=details), report
 
 
 # ---------------------------------------------------------------------------------------- exporters
@@ -697,7 +644,7 @@ def _overflow_error(proto32: "onnx.ModelProto", image: np.ndarray, io: str, thre
 
 
 def export_onnx(model: nn.Module, path: str | Path, options: ExportOptions | None = None) -> ExportResult:
-    """Export an edgesr SR model (float RGB 0..1 NCHW in/out) to ``path`` (.onnx) and its sidecar (.json).
+    """Export an edgesr SR model (float RGB 0..1 NCHW in/out) to ``path`` (.onnx) and its sidecar (``<name>.onnx.json``).
 
     The model is not modified (folding works on a copy). Raises UserInputError for bad options or
     outputs that exist without `options.force`, ExportError when the model cannot be exported or the
@@ -715,7 +662,7 @@ def export_onnx(model: nn.Module, path: str | Path, options: ExportOptions | Non
         run_onnx_255,
         torch_reference_255,
     )
-    from edgesr.utils.atomic import atomic_path, check_writable
+    from edgesr.utils.atomic import check_writable
 
     options = options or ExportOptions()
     if not isinstance(model, nn.Module):
@@ -835,7 +782,7 @@ def export_onnx(model: nn.Module, path: str | Path, options: ExportOptions | Non
     emu_psnrs = [e.fp16_emulated_psnr_db for e in entries if e.fp16_emulated_psnr_db is not None]
     peaks = [e.fp16_peak for e in entries if e.fp16_peak is not None]
     sidecar = Sidecar(
-        artifact=ArtifactInfo(file=path.name, format="onnx", bytes=len(data), sha256=hashlib.sha256(data).hexdigest()),
+        artifact=ArtifactFile(file=path.name, format="onnx"),
         scale=scale,
         model=ModelInfo(name=getattr(model, "edgesr_name", type(model).__name__),
                         variant=getattr(cfg, "name", None), params=sum(p.numel() for p in model.parameters()),
@@ -865,10 +812,7 @@ def export_onnx(model: nn.Module, path: str | Path, options: ExportOptions | Non
         versions=_versions(),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     )
-    text = sidecar.to_json()
-    with atomic_path(path, options.force) as tmp_model, atomic_path(side_path, options.force) as tmp_side:
-        tmp_model.write_bytes(data)
-        tmp_side.write_text(text, encoding="utf-8")
+    sidecar.write({path: data}, force=options.force)  # the sidecar last, with the sha256 of the model file
     watch.lap("write")
     log.info("wrote %s and %s (%s)", path, side_path,
              ", ".join(f"{k} {v:.1f} s" for k, v in watch.stages.items()))

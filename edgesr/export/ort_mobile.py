@@ -13,7 +13,8 @@ Python API, its console output sent to the log). Per artifact it writes
 * ``<name>.required_operators.config``: the operators (per domain and opset) the model needs, for a
   reduced-size build (``build.sh --minimal_build --include_ops_by_config <file>``). The tool's own name
   for a single model; one per artifact, so the FP32, FP16 and INT8 files of a model can share a folder;
-* ``<name>.json``: the edgesr sidecar (format "ort"), with parity of the ``.ort`` itself in ONNX Runtime
+* ``<name>.ort.json``: the edgesr sidecar (format "ort"; written last, with the sha256 of both files), with
+  parity of the ``.ort`` itself in ONNX Runtime
   against PyTorch and an ``ort`` block (optimization style, target platform, required operators, source
   ONNX checksum).
 
@@ -43,7 +44,6 @@ import copy
 import dataclasses
 import datetime as _dt
 import io as _io
-import json
 import logging
 import re
 import tempfile
@@ -55,10 +55,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 from edgesr.errors import ExportError, UserInputError
 from edgesr.metrics.psnr import format_psnr
 from edgesr.utils.hashing import sha256_bytes
-from edgesr.utils.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from edgesr.artifacts.sidecar import Sidecar
 
     from edgesr.export.onnx_export import ExportOptions
 
@@ -87,7 +88,7 @@ class OrtExportResult:
     path: Path
     sidecar_path: Path
     config_path: Path
-    sidecar: dict[str, Any]
+    sidecar: "Sidecar"
     precision: str
     onnx_summary: list[str] = field(default_factory=list)
     quantize_summary: list[str] = field(default_factory=list)
@@ -95,18 +96,16 @@ class OrtExportResult:
 
     def summary(self) -> list[str]:
         lines = list(self.onnx_summary) + list(self.quantize_summary)
-        ort = self.sidecar.get("ort", {})
+        ort = self.sidecar.block("ort")
         lines.append(f"ORT format: optimization style {ort.get('optimization_style')}, target platform "
                      f"{ort.get('target_platform')}; required operators: "
                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in ort.get("required_ops", {}).items()))
-        for e in self.sidecar.get("parity", {}).get("entries", []):
-            extra = ""
-            if e.get("fp16_psnr_db") is not None:
-                extra = " (FP16 vs FP32)"
-            lines.append(f".ort parity {e['height']}x{e['width']}: vs PyTorch max|d| {e['max_abs_diff']:.3g} "
-                         f"(0..255), PSNR {format_psnr(e['psnr_db'])}{extra}")
-        art = self.sidecar["artifact"]
-        lines.append(f"wrote {self.path} ({art['bytes'] / 1024:.1f} KiB, sha256 {art['sha256'][:16]}...), "
+        for e in self.sidecar.parity.entries:
+            extra = " (FP16 vs FP32)" if e.fp16_psnr_db is not None else ""
+            lines.append(f".ort parity {e.height}x{e.width}: vs PyTorch max|d| {e.max_abs_diff:.3g} "
+                         f"(0..255), PSNR {format_psnr(e.psnr_db)}{extra}")
+        art = self.sidecar.artifact
+        lines.append(f"wrote {self.path} ({art.bytes / 1024:.1f} KiB, sha256 {art.sha256[:16]}...), "
                      f"{self.config_path.name} and {self.sidecar_path.name}")
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
@@ -151,7 +150,7 @@ def convert_onnx_to_ort(onnx_path: str | Path, ort_path: str | Path, *, optimiza
     """
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
-    from edgesr.utils.atomic import atomic_path, check_writable
+    from edgesr.utils.atomic import check_writable, commit_files
 
     style, platform = _check_style(optimization_style, target_platform)
     onnx_path, ort_path = Path(onnx_path), Path(ort_path)
@@ -187,9 +186,7 @@ def convert_onnx_to_ort(onnx_path: str | Path, ort_path: str | Path, *, optimiza
         if len(made) != 1 or len(configs) != 1:
             raise ExportError(f"ONNX Runtime's ORT conversion did not produce one .ort and one config file "
                               f"(got {[p.name for p in made + configs]}); its output:\n{console.getvalue()}")
-        with atomic_path(ort_path, force) as tmp_ort, atomic_path(config_path, force) as tmp_cfg:
-            tmp_ort.write_bytes(made[0].read_bytes())
-            tmp_cfg.write_bytes(configs[0].read_bytes())
+        commit_files({ort_path: made[0].read_bytes(), config_path: configs[0].read_bytes()}, force=force)
     return OrtConversion(ort_path, config_path, style, platform, read_required_ops(config_path))
 
 
@@ -217,7 +214,8 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
         run_onnx_255,
         torch_reference_255,
     )
-    from edgesr.utils.atomic import atomic_path, check_writable
+    from edgesr.artifacts.sidecar import ParityEntry, ParityInfo, sidecar_path_for
+    from edgesr.utils.atomic import check_writable
 
     options = options or ExportOptions()
     if not isinstance(model, nn.Module):
@@ -236,7 +234,7 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
         calibration_files(quantize["calib_images"])  # fail before exporting anything
     style = optimization_style or "fixed"
     style, platform = _check_style(style, target_platform)
-    side_path = path.with_suffix(".json")
+    side_path = sidecar_path_for(path)
     config_path = config_path_for(path)
     for p in (path, side_path, config_path):
         check_writable(p, options.force)
@@ -247,7 +245,7 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
         onnx_path = tmpdir / (path.stem + ".onnx")
         result = export_onnx(model, onnx_path, dataclasses.replace(options, force=True))
         warn.extend(result.warnings)
-        src, base = onnx_path, json.loads(result.sidecar.to_json())
+        src, base = onnx_path, result.sidecar
         quant_lines: list[str] = []
         precision = "fp16" if options.half else "fp32"
         if quantize is not None:
@@ -264,8 +262,8 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
                                    force=True)
 
         # ---- parity of the .ort file itself
-        sizes = [(e["height"], e["width"]) for e in base.get("parity", {}).get("entries", [])] \
-            if precision != "int8" else list(options.parity_sizes)
+        sizes = [(e.height, e.width) for e in base.parity.entries] if precision != "int8" \
+            else list(options.parity_sizes)
         sizes = sizes or list(options.parity_sizes)
         images = parity_images(sizes, options.parity_dir)
         threads, io = options.threads, options.io
@@ -273,7 +271,7 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
         sess_src = create_session(src, threads=threads)
         reference = _cpu_copy(model)
         entries, ort_vs_src = [], 0.0
-        old = {(e["height"], e["width"]): e for e in base.get("parity", {}).get("entries", [])}
+        old = {(e.height, e.width): e for e in base.parity.entries}
         tol = max(options.max_abs_diff, 1.0) if io == "uint8" else options.max_abs_diff
         for (name, image), (h, w) in zip(images, sizes):
             out = run_onnx_255(sess_ort, image, io)
@@ -282,17 +280,16 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
             if not c.finite:
                 raise ExportError(f"the .ort model returns non-finite values at {h}x{w} ({name}).")
             ort_vs_src = max(ort_vs_src, compare_255(out, run_onnx_255(sess_src, image, io)).max_abs_diff)
-            entry = {"height": h, "width": w, "image": name, "max_abs_diff": c.max_abs_diff, "psnr_db": c.psnr_db,
-                     "fp16_max_abs_diff": None, "fp16_psnr_db": None, "fp16_emulated_psnr_db": None,
-                     "fp16_peak": None}
+            entry = ParityEntry(height=h, width=w, image=name, max_abs_diff=c.max_abs_diff, psnr_db=c.psnr_db)
             if precision == "fp32" and c.max_abs_diff > tol:
                 raise ExportError(f".ort parity check failed at {h}x{w}: it differs from PyTorch by up to "
                                   f"{c.max_abs_diff:.4g} (0..255 scale; allowed {tol:g}), PSNR {c.psnr_db:.2f} dB.")
             if precision == "fp16":  # vs the FP32 reference (PyTorch FP32 = the FP32 graph within 1e-3 levels)
                 c16 = c
-                entry.update(fp16_max_abs_diff=c16.max_abs_diff, fp16_psnr_db=c16.psnr_db)
-                prev = old.get((h, w), {})
-                entry.update(fp16_emulated_psnr_db=prev.get("fp16_emulated_psnr_db"), fp16_peak=prev.get("fp16_peak"))
+                entry.fp16_max_abs_diff, entry.fp16_psnr_db = c16.max_abs_diff, c16.psnr_db
+                prev = old.get((h, w))
+                if prev is not None:
+                    entry.fp16_emulated_psnr_db, entry.fp16_peak = prev.fp16_emulated_psnr_db, prev.fp16_peak
                 if options.fp16_min_psnr is not None and c16.psnr_db < options.fp16_min_psnr:
                     raise ExportError(f"the FP16 .ort output is only {c16.psnr_db:.2f} dB from FP32 at {h}x{w} "
                                       f"(at least {options.fp16_min_psnr:g} dB required). Keep FP32.")
@@ -303,25 +300,24 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
 
         ort_bytes = conv.ort_path.read_bytes()
         src_bytes = Path(src).read_bytes()
-        side = copy.deepcopy(base)
-        side["artifact"] = {"file": path.name, "format": "ort", "bytes": len(ort_bytes), "sha256": sha256_bytes(ort_bytes)}
-        fp16s = [e["fp16_psnr_db"] for e in entries if e["fp16_psnr_db"] is not None]
-        side["parity"] = {
-            "reference": "PyTorch eager FP32, CPU (the model before folding)",
-            "runtime": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider running the .ort file, "
-                       f"{threads} threads",
-            "value_scale": "0..255", "entries": entries,
-            "max_abs_diff": max(e["max_abs_diff"] for e in entries),
-            "min_psnr_db": min(e["psnr_db"] for e in entries),
-            "fp16_min_psnr_db": min(fp16s) if fp16s else None,
-            "fp16_emulated_min_psnr_db": base.get("parity", {}).get("fp16_emulated_min_psnr_db"),
-            "fp16_peak": base.get("parity", {}).get("fp16_peak"),
-        }
-        versions = dict(side.get("versions") or {})
-        versions["onnxruntime"] = onnxruntime.__version__
-        side["versions"] = versions
-        side["created"] = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-        side["ort"] = {
+        config_bytes = conv.config_path.read_bytes()
+        side = base.copy()
+        side.artifact.file, side.artifact.format = path.name, "ort"
+        fp16s = [e.fp16_psnr_db for e in entries if e.fp16_psnr_db is not None]
+        side.parity = ParityInfo(
+            reference="PyTorch eager FP32, CPU (the model before folding)",
+            runtime=f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider running the .ort file, "
+                    f"{threads} threads",
+            entries=entries,
+            max_abs_diff=max(e.max_abs_diff for e in entries),
+            min_psnr_db=min(e.psnr_db for e in entries),
+            fp16_min_psnr_db=min(fp16s) if fp16s else None,
+            fp16_emulated_min_psnr_db=base.parity.fp16_emulated_min_psnr_db,
+            fp16_peak=base.parity.fp16_peak,
+        )
+        side.versions = {**side.versions, "onnxruntime": onnxruntime.__version__}
+        side.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        side.blocks["ort"] = {
             "optimization_style": style,
             "optimization_level": "all" + (" (NCHWc layout transform excluded)" if platform != "amd64" else ""),
             "target_platform": platform,
@@ -333,12 +329,8 @@ def export_ort(model: "nn.Module", path: str | Path, options: "ExportOptions | N
             "source_onnx": {"precision": precision, "bytes": len(src_bytes), "sha256": sha256_bytes(src_bytes)},
             "tool": "onnxruntime.tools.convert_onnx_models_to_ort",
         }
-        text = json.dumps(to_jsonable(side), indent=2, allow_nan=False) + "\n"
-        with atomic_path(path, options.force) as t_ort, atomic_path(config_path, options.force) as t_cfg, \
-                atomic_path(side_path, options.force) as t_side:
-            t_ort.write_bytes(ort_bytes)
-            t_cfg.write_bytes(conv.config_path.read_bytes())
-            t_side.write_text(text, encoding="utf-8")
+        side.write({path: ort_bytes, config_path: config_bytes}, force=options.force,
+                   roles={config_path.name: "required_operators"})
     for w in warn:
         log.warning("%s", w)
     onnx_lines = [line for line in result.summary() if not line.startswith("wrote ")]

@@ -34,7 +34,7 @@ edgesr supplies what SR needs on top of it:
   An excluded node computes in float; ONNX Runtime still quantizes a tensor it reads or writes when
   another, quantized node shares the tensor.
 
-The artifact is ``<out>.onnx`` with a sidecar ``<out>.json`` (precision "int8", the FP32 artifact's
+The artifact is ``<out>.onnx`` with a sidecar ``<out>.onnx.json`` (precision "int8", the FP32 artifact's
 fields, parity = INT8 vs FP32 on the held-out crops, and a ``quantization`` block with the target,
 method, calibration images, excluded nodes and the sensitivity table).
 """
@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
-import json
 import logging
 import math
 import tempfile
@@ -63,6 +62,8 @@ from edgesr.utils.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     import onnx
+
+    from edgesr.artifacts.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +156,14 @@ class QuantizeResult:
     steps: list[ExclusionStep] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
     qdq_counts: dict[str, int] = field(default_factory=dict)
-    sidecar: dict[str, Any] = field(default_factory=dict)
+    sidecar: "Sidecar | None" = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"], d["sidecar_path"] = str(self.path), str(self.sidecar_path)
+        d["sidecar"] = self.sidecar.to_dict() if self.sidecar is not None else None
         return d
 
     def summary(self) -> list[str]:
@@ -412,7 +414,8 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
 
     from edgesr.export import calibration as cal
     from edgesr.export.verify import IO_MODES
-    from edgesr.utils.atomic import atomic_path, check_writable
+    from edgesr.artifacts.sidecar import Sidecar, sidecar_path_for
+    from edgesr.utils.atomic import check_writable
 
     started = time.perf_counter()
     say = progress or (lambda msg: log.info("%s", msg))
@@ -438,7 +441,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         raise UserInputError(f"the INT8 artifact path must end in .onnx, got {out_path}.")
     if out_path.resolve() == fp32_path.resolve():
         raise UserInputError(f"the INT8 output {out_path} would overwrite its FP32 source; choose another name.")
-    side_path = out_path.with_suffix(".json")
+    side_path = sidecar_path_for(out_path)
     check_writable(out_path, force)
     check_writable(side_path, force)
     files = cal.calibration_files(calib_images)  # clear errors for a missing/empty folder, before any work
@@ -448,20 +451,20 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         proto = onnx.load_from_string(fp32_bytes)
     except Exception as exc:  # noqa: BLE001
         raise UserInputError(f"cannot read {fp32_path} as ONNX: {exc}") from exc
-    base_side = _read_source_sidecar(fp32_path)
-    precision = (base_side or {}).get("export", {}).get("precision", "fp32")
+    base_side = Sidecar.for_artifact(fp32_path)
+    precision = base_side.export.precision if base_side is not None else "fp32"
     if precision != "fp32" or any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in proto.graph.input) \
             or any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
         raise UserInputError(f"{fp32_path} is a {precision if precision != 'fp32' else 'float16'} graph; quantize "
                              "the FP32 export (export without --fp16).")
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
         raise UserInputError(f"{fp32_path} is already quantized (it has QuantizeLinear/DequantizeLinear nodes).")
-    io = io or (base_side or {}).get("export", {}).get("io")
+    io = io or (base_side.io if base_side is not None else None)
     if io is None:
         io = "uint8" if proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8 else "float01"
     if io not in IO_MODES:
         raise UserInputError(f"unknown io {io!r}; choose one of {', '.join(IO_MODES)}.")
-    min_size = int((base_side or {}).get("min_size", 1) or 1)
+    min_size = base_side.min_size if base_side is not None else 1
     node_names = [n.name for n in proto.graph.node]
     wanted = _check_exclude(exclude, node_names)
     if wanted and (len(set(node_names)) != len(node_names) or any(not n for n in node_names)):
@@ -594,13 +597,10 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         full_int8_psnr_db=full_psnr, selection_psnr_db=selection_psnr,
         psnr_budget_db=psnr_budget_db if wanted == "auto" else None, sensitivity=sensitivity, steps=steps,
         calibration=calibration, qdq_counts=_qdq_counts(qproto), warnings=warn)
-    sidecar = _int8_sidecar(base_side, proto, qproto, data, out_path, fp32_path, fp32_bytes, io, qt, result,
-                            held, values, threads)
+    sidecar = _int8_sidecar(base_side, proto, qproto, out_path, fp32_path, fp32_bytes, io, qt, result, held, values,
+                            threads)
     result.sidecar = sidecar
-    text = json.dumps(to_jsonable(sidecar), indent=2, allow_nan=False) + "\n"
-    with atomic_path(out_path, force) as tmp_model, atomic_path(side_path, force) as tmp_side:
-        tmp_model.write_bytes(data)
-        tmp_side.write_text(text, encoding="utf-8")
+    sidecar.write({out_path: data}, force=force)
     result.seconds = time.perf_counter() - started
     for w in warn:
         log.warning("%s", w)
@@ -641,61 +641,50 @@ def _set_metadata(model: "onnx.ModelProto", key: str, value: str) -> None:
     model.metadata_props.add(key=key, value=value)
 
 
-def _read_source_sidecar(path: Path) -> dict[str, Any] | None:
-    side = path.with_suffix(".json")
-    if not side.is_file():
-        return None
-    try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"cannot read the sidecar {side} of {path}: {exc}. Fix or delete it.") from exc
-    return data if isinstance(data, dict) else None
-
-
-def _int8_sidecar(base: dict[str, Any] | None, fp32: "onnx.ModelProto", qproto: "onnx.ModelProto", data: bytes,
-                  out_path: Path, fp32_path: Path, fp32_bytes: bytes, io: str, qt: QuantTarget,
-                  result: QuantizeResult, held: Sequence[tuple[str, np.ndarray]],
-                  values: Sequence[tuple[float, float]], threads: int) -> dict[str, Any]:
+def _int8_sidecar(base: "Sidecar | None", fp32: "onnx.ModelProto", qproto: "onnx.ModelProto", out_path: Path,
+                  fp32_path: Path, fp32_bytes: bytes, io: str, qt: QuantTarget, result: QuantizeResult,
+                  held: Sequence[tuple[str, np.ndarray]], values: Sequence[tuple[float, float]],
+                  threads: int) -> "Sidecar":
     """The FP32 artifact's sidecar with this artifact's file, precision, parity and quantization details."""
     import onnxruntime
 
+    from edgesr.artifacts.sidecar import (
+        ArtifactFile,
+        ExportInfo,
+        ParityEntry,
+        ParityInfo,
+        Sidecar,
+        TensorSpec,
+    )
     from edgesr.export.graph import initializer_stats, op_counts, tensor_dtype_name, value_shape
-    from edgesr.export.sidecar import SCHEMA_VERSION, KIND
 
-    if base:
-        side = copy.deepcopy(base)
-    else:
-        side = _minimal_sidecar(fp32, io, int(result.calibration["output_scale"]))
-    side["schema_version"], side["kind"] = side.get("schema_version", SCHEMA_VERSION), side.get("kind", KIND)
-    side["artifact"] = {"file": out_path.name, "format": "onnx", "bytes": len(data), "sha256": sha256_bytes(data)}
-    if not base:
-        side["inputs"] = [{"name": v.name, "dtype": tensor_dtype_name(v.type.tensor_type.elem_type),
-                           "shape": value_shape(v), "layout": "NCHW", "color": "RGB",
-                           "value_range": [0.0, 1.0 if io == "float01" else 255.0], "clamped": False}
-                          for v in qproto.graph.input]
-        side["outputs"] = [dict(side["inputs"][0], name=v.name, clamped=io == "uint8") for v in qproto.graph.output]
-    export = dict(side.get("export") or {})
-    export.update(precision="int8", fp16_io=False, io=io)
-    side["export"] = export
-    entries = [{"height": int(x.shape[2]), "width": int(x.shape[3]), "image": name, "max_abs_diff": d,
-                "psnr_db": p} for (name, x), (p, d) in zip(held, values)]
-    side["parity"] = {
-        "reference": f"the FP32 ONNX graph {fp32_path.name} in ONNX Runtime (outputs clamped to the image range)",
-        "runtime": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, {threads} threads",
-        "value_scale": "0..255", "entries": entries,
-        "max_abs_diff": result.max_abs_diff, "min_psnr_db": result.min_psnr_db,
-        "fp16_min_psnr_db": None, "fp16_emulated_min_psnr_db": None, "fp16_peak": None,
-    }
+    if base is not None:
+        side = base.copy()
+    else:  # an ONNX file without a sidecar: the fields it implies (`scale` measured on the held-out crops)
+        rng = [0.0, 1.0 if io == "float01" else 255.0]
+        inputs = [TensorSpec(name=v.name, dtype=tensor_dtype_name(v.type.tensor_type.elem_type),
+                             shape=value_shape(v), value_range=rng) for v in qproto.graph.input]
+        outputs = [TensorSpec(name=v.name, dtype=tensor_dtype_name(v.type.tensor_type.elem_type),
+                              shape=value_shape(v), value_range=rng, clamped=io == "uint8")
+                   for v in qproto.graph.output]
+        side = Sidecar(artifact=ArtifactFile(file=out_path.name, format="onnx"),
+                       scale=int(result.calibration["output_scale"]), inputs=inputs, outputs=outputs,
+                       export=ExportInfo(exporter="unknown", opset=_opset(fp32)))
+        side.model.name = {p.key: p.value for p in fp32.metadata_props}.get("edgesr.model") or "unknown"
+    side.artifact = ArtifactFile(file=out_path.name, format="onnx")
+    side.export.precision, side.export.fp16_io, side.export.io = "int8", False, io
+    entries = [ParityEntry(height=int(x.shape[2]), width=int(x.shape[3]), image=name, max_abs_diff=d, psnr_db=p)
+               for (name, x), (p, d) in zip(held, values)]
+    side.parity = ParityInfo(
+        reference=f"the FP32 ONNX graph {fp32_path.name} in ONNX Runtime (outputs clamped to the image range)",
+        runtime=f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, {threads} threads",
+        entries=entries, max_abs_diff=result.max_abs_diff, min_psnr_db=result.min_psnr_db)
     n_init, init_bytes = initializer_stats(qproto)
-    graph = dict(side.get("graph") or {})
-    graph.update(nodes=len(qproto.graph.node), op_counts=op_counts(qproto), initializers=n_init,
-                 initializer_bytes=init_bytes)
-    side["graph"] = graph
-    versions = dict(side.get("versions") or {})
-    versions["onnxruntime"] = onnxruntime.__version__
-    side["versions"] = versions
-    side["created"] = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    side["quantization"] = {
+    side.graph.nodes, side.graph.op_counts = len(qproto.graph.node), op_counts(qproto)
+    side.graph.initializers, side.graph.initializer_bytes = n_init, init_bytes
+    side.versions = {**side.versions, "onnxruntime": onnxruntime.__version__}
+    side.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    side.blocks["quantization"] = to_jsonable({
         "target": qt.name, "description": qt.description, "format": "QDQ",
         "activations": f"{qt.activation_type} per-tensor, {'symmetric' if qt.activation_symmetric else 'asymmetric'}",
         "weights": f"int8 symmetric, {'per-channel (output channels)' if result.per_channel else 'per-tensor'}",
@@ -711,19 +700,8 @@ def _int8_sidecar(base: dict[str, Any] | None, fp32: "onnx.ModelProto", qproto: 
         "qdq": result.qdq_counts,
         "source": {"file": fp32_path.name, "sha256": sha256_bytes(fp32_bytes)},
         "tool": "onnxruntime.quantization.quantize_static (QDQ), ranges from edgesr.export.calibration",
-    }
-    first = ["schema_version", "kind"]
-    return {**{k: side[k] for k in first}, **{k: v for k, v in side.items() if k not in first}}
-
-
-def _minimal_sidecar(model: "onnx.ModelProto", io: str, scale: int) -> dict[str, Any]:
-    """Sidecar fields for an ONNX file that came without one (`scale` measured on the held-out crops)."""
-    meta = {p.key: p.value for p in model.metadata_props}
-    return {"scale": scale, "model": {"name": meta.get("edgesr.model") or "unknown", "variant": None, "params": 0,
-                                      "weights_path": None, "weights_sha256": None},
-            "shape_profile": {"min": [1, 3, 1, 1], "opt": [1, 3, 256, 256], "max": [1, 3, 1024, 1024]},
-            "alignment": 1, "min_size": 1, "halo": 16,
-            "export": {"exporter": "unknown", "opset": _opset(model), "io": io, "simplified": False}}
+    })
+    return side
 
 
 def _opset(model: "onnx.ModelProto") -> int:

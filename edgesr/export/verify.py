@@ -97,10 +97,10 @@ def onnxruntime_sr_function(path_or_session: "str | Path | onnxruntime.Inference
         path = Path(path_or_session)
         session = create_session(path, threads=threads)
         if io is None:
-            from edgesr.export.sidecar import read_sidecar, sidecar_path_for
+            from edgesr.artifacts.sidecar import Sidecar
 
-            if sidecar_path_for(path).is_file():
-                io = read_sidecar(path).export.io
+            side = Sidecar.for_artifact(path)
+            io = side.io if side is not None else None
     in_name, in_type, out_name = _session_io(session)
     if io is None:
         io = "uint8" if in_type == "tensor(uint8)" else "float01"

@@ -12,7 +12,7 @@ this package imports none of their packages; a runner imports its own when it is
 from __future__ import annotations
 
 from edgesr.runtimes.base import BaseRunner, CallTiming, InputSpec
-from edgesr.runtimes.io_convention import ArtifactInfo, IOConvention, load_artifact_info, read_sidecar
+from edgesr.runtimes.io_convention import ArtifactInfo, IOConvention, load_artifact_info
 from edgesr.runtimes.registry import (BackendInfo, create_runner, get_backend, list_backends,
                                       register_backend)
 
@@ -21,7 +21,7 @@ _RUNNERS = {"TorchRunner": "torch", "OnnxRuntimeRunner": "onnxruntime", "OpenVIN
 
 __all__ = [
     "BaseRunner", "CallTiming", "InputSpec",
-    "IOConvention", "ArtifactInfo", "load_artifact_info", "read_sidecar",
+    "IOConvention", "ArtifactInfo", "load_artifact_info",
     "BackendInfo", "create_runner", "get_backend", "list_backends", "register_backend",
     *_RUNNERS,
 ]

@@ -20,7 +20,8 @@ import numpy as np
 
 from edgesr.errors import EdgesrError, InferenceError, UserInputError, is_out_of_memory
 from edgesr.inference.predict import SRFunction
-from edgesr.runtimes.io_convention import IOConvention
+from edgesr.artifacts.validate import check_scale
+from edgesr.runtimes.io_convention import ArtifactInfo, IOConvention
 
 MAX_TIMINGS = 100_000  # per runner; the oldest call records are dropped beyond this
 
@@ -95,6 +96,7 @@ class BaseRunner(abc.ABC):
         self.name = name or self.backend
         self.is_active = False
         self.io = IOConvention()
+        self.artifact = ArtifactInfo()  # what the artifact's sidecar says (set by `activate_impl`)
         self.scale: int | None = None
         self.timings: deque[CallTiming] = deque(maxlen=MAX_TIMINGS)
         self._stages: dict[str, float] = {}
@@ -179,8 +181,14 @@ class BaseRunner(abc.ABC):
             raise InferenceError(self._failure_message(x, exc)) from exc
         t1 = time.perf_counter()
         out = self.io.from_native(y)
-        if self.scale is None and out.ndim == 4 and x.shape[-1] and out.shape[-1] % x.shape[-1] == 0:
-            self.scale = out.shape[-1] // x.shape[-1]
+        if out.ndim == 4 and x.ndim == 4:
+            if self.scale is None:
+                if x.shape[-1] and out.shape[-1] % x.shape[-1] == 0:
+                    self.scale = out.shape[-1] // x.shape[-1]
+            else:  # every output is a probe of the scale the sidecar (or the caller) gave
+                where = f"sidecar {self.artifact.sidecar_path}" if self.artifact.scale == self.scale and \
+                    self.artifact.sidecar_path is not None else f"the scale given for {self.name}"
+                check_scale(self.scale, x.shape[2:], out.shape[2:], where=where, artifact=self.name)
         self.timings.append(CallTiming(time.perf_counter() - start, t1 - t0, dict(self._stages)))
         return out
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from edgesr.errors import UserInputError
 from edgesr.runtimes.base import BaseRunner, InputSpec
-from edgesr.runtimes.io_convention import ArtifactInfo, load_artifact_info
+from edgesr.artifacts.validate import check_against_artifact
+from edgesr.runtimes.io_convention import load_artifact_info
 
 _DTYPES = {6: np.float32, 5: np.float16, 0: np.uint8}  # ExecuTorch ScalarType codes
 _ACTIVE: "weakref.WeakSet[ExecuTorchRunner]" = weakref.WeakSet()  # runners holding a loaded method
@@ -55,7 +56,6 @@ class ExecuTorchRunner(BaseRunner):
         self._overrides = {"min_size": min_size, "align": align}
         self._scale_override = scale
         self.scale = scale
-        self.artifact = ArtifactInfo()
         self.program: Any = None
         self.method: Any = None
         self.dynamic = True
@@ -100,7 +100,12 @@ class ExecuTorchRunner(BaseRunner):
         if len(sizes) != 4 or sizes[1] != 3:
             raise UserInputError(f"{self.path.name} takes a tensor of shape {sizes}, not a 1x3xHxW image.")
         self._input_dtype = _DTYPES.get(int(info.dtype()), np.float32)
-        block = self.artifact.raw.get("executorch") if isinstance(self.artifact.raw.get("executorch"), dict) else {}
+        if self.artifact.sidecar is not None:
+            check_against_artifact(self.artifact.sidecar, where=f"sidecar {self.artifact.sidecar_path}",
+                                   input_dtype=np.dtype(self._input_dtype).name,
+                                   fixed_hw=None if self.artifact.block("executorch").get("dynamic_shape", True)
+                                   else (sizes[2], sizes[3]))
+        block = self.artifact.block("executorch")
         self.dynamic = bool(block.get("dynamic_shape", True))
         h_rng, w_rng = block.get("height_range"), block.get("width_range")
         if self.dynamic and isinstance(h_rng, list) and isinstance(w_rng, list) and len(h_rng) == len(w_rng) == 2:

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgesr.errors import UserInputError
 from edgesr.runtimes.base import BaseRunner, InputSpec
-from edgesr.runtimes.io_convention import ArtifactInfo, load_artifact_info
+from edgesr.runtimes.io_convention import load_artifact_info
 from edgesr.runtimes.registry import import_backend_package
 
 
@@ -32,7 +32,7 @@ class NcnnRunner(BaseRunner):
         fp16: FP16 storage (and packed layout); None: the sidecar's ``ncnn.opt.use_fp16_storage``, else False.
         fp16_arithmetic: also compute in FP16 where the CPU can (ARMv8.2); default False.
         vulkan: run on the GPU with Vulkan (needs an ncnn build with Vulkan and a GPU).
-        use_sidecar: read ``<stem>.json`` (default True).
+        use_sidecar: read the sidecar ``<file>.json`` (default True; validated, files checked against it).
         input_blob / output_blob: override the blob names.
         min_size / align / scale: override the sidecar's values for input validation.
     """
@@ -57,26 +57,28 @@ class NcnnRunner(BaseRunner):
         self._overrides = {"min_size": min_size, "align": align}
         self._scale_override = scale
         self.scale = scale
-        self.artifact = ArtifactInfo()
         self.net: Any = None
         self.input_blob = self.output_blob = ""
         self._ncnn: Any = import_backend_package("ncnn")  # MissingDependencyError naming edgesr[mobile]
 
     def _bin_path(self) -> Path:
-        block = self.artifact.raw.get("ncnn") if isinstance(self.artifact.raw.get("ncnn"), dict) else {}
+        block = self.artifact.block("ncnn")
         name = (block.get("bin") or {}).get("file") if isinstance(block.get("bin"), dict) else None
         return self.path.with_name(name) if name else self.path.with_suffix(".bin")
 
     def activate_impl(self) -> None:
-        from edgesr.export.ncnn import read_ncnn_blobs, read_param, set_ncnn_options, unknown_layer_types
+        from edgesr.export.ncnn import (param_io_blobs, read_ncnn_blobs, read_param, set_ncnn_options,
+                                        unknown_layer_types)
 
         ncnn = self._ncnn
         if not self.path.is_file():
             raise UserInputError(f"model file not found: {self.path}")
-        self.artifact = load_artifact_info(self.path, use_sidecar=self.use_sidecar)
+        layers = read_param(self.path)
+        self.artifact = load_artifact_info(self.path, input_names=param_io_blobs(layers)[0],
+                                           use_sidecar=self.use_sidecar)
         self.io = self.artifact.io
         self.scale = self._scale_override or self.artifact.scale or self.scale
-        block = self.artifact.raw.get("ncnn") if isinstance(self.artifact.raw.get("ncnn"), dict) else {}
+        block = self.artifact.block("ncnn")
         if self._fp16_option is None:
             opt = block.get("opt") if isinstance(block.get("opt"), dict) else {}
             self.fp16 = bool(opt.get("use_fp16_storage", block.get("fp16_weights", False)))
@@ -84,7 +86,6 @@ class NcnnRunner(BaseRunner):
         if not bin_path.is_file():
             raise UserInputError(f"the weights of {self.path.name} are missing: {bin_path} not found "
                                  "(an ncnn model is a .param and a .bin file).")
-        layers = read_param(self.path)
         unknown = unknown_layer_types(layers, ncnn)
         if unknown:
             raise UserInputError(f"{self.path.name} uses layer type(s) {', '.join(unknown)} that the installed ncnn "

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgesr.errors import MissingDependencyError, UserInputError
 from edgesr.runtimes.base import BaseRunner, InputSpec
-from edgesr.runtimes.io_convention import ArtifactInfo, edge_shape, load_artifact_info, parse_dtype
+from edgesr.runtimes.io_convention import edge_shape, fixed_hw, load_artifact_info, parse_dtype
 from edgesr.runtimes.registry import import_backend_package
 
 PROVIDERS = {
@@ -28,7 +28,8 @@ class OnnxRuntimeRunner(BaseRunner):
     """Run an ONNX (or .ort) file with ONNX Runtime.
 
     Args:
-        path: the model file; ``<file>.json`` beside it, if present, sets I/O conventions.
+        path: the model file; its sidecar ``<file>.json``, if present, sets I/O conventions (validated, and the
+            files checked against it).
         provider: ``"cpu"`` (default), ``"cuda"`` or ``"tensorrt"`` (need onnxruntime-gpu and an NVIDIA GPU).
         threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
         graph_optimization: ``"all"`` (default), ``"extended"``, ``"basic"`` or ``"disable"``.
@@ -62,7 +63,6 @@ class OnnxRuntimeRunner(BaseRunner):
         self._scale_override = scale
         self.scale = scale
         self.session: Any = None
-        self.artifact = ArtifactInfo()
         self._ort: Any = import_backend_package("onnxruntime")
 
     def _providers(self) -> list[Any]:
@@ -108,6 +108,8 @@ class OnnxRuntimeRunner(BaseRunner):
         self._input, self._output = inputs[0], outputs[0]
         self.artifact = load_artifact_info(self.path, model_input_dtype=parse_dtype(self._input.type),
                                            model_output_dtype=parse_dtype(self._output.type),
+                                           input_names=[i.name for i in inputs],
+                                           fixed_hw=fixed_hw(self._input.shape),
                                            use_sidecar=self.use_sidecar)
         self.io = self.artifact.io
         self.scale = self._scale_override or self.artifact.scale or self.scale
@@ -131,4 +133,3 @@ class OnnxRuntimeRunner(BaseRunner):
         if self.session is not None:
             info["providers"] = self.session.get_providers()
         return info
-

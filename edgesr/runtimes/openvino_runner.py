@@ -13,7 +13,7 @@ import numpy as np
 
 from edgesr.errors import UserInputError
 from edgesr.runtimes.base import BaseRunner, InputSpec
-from edgesr.runtimes.io_convention import ArtifactInfo, edge_shape, load_artifact_info
+from edgesr.runtimes.io_convention import edge_shape, fixed_hw, load_artifact_info
 from edgesr.runtimes.registry import import_backend_package
 
 _PRECISIONS = {"f32": "f32", "fp32": "f32", "float32": "f32",
@@ -55,7 +55,6 @@ class OpenVINORunner(BaseRunner):
         self._overrides = {"min_size": min_size, "align": align}
         self._scale_override = scale
         self.scale = scale
-        self.artifact = ArtifactInfo()
         self.compiled: Any = None
         self._request: Any = None
         self.actual_precision: str | None = None
@@ -92,6 +91,7 @@ class OpenVINORunner(BaseRunner):
         self._input_shape = [d.get_length() if d.is_static else None for d in inp.get_partial_shape()]
         self.artifact = load_artifact_info(self.path, model_input_dtype=inp.get_element_type().to_dtype().type,
                                            model_output_dtype=out.get_element_type().to_dtype().type,
+                                           input_names=sorted(inp.get_names()), fixed_hw=fixed_hw(self._input_shape),
                                            use_sidecar=self.use_sidecar)
         self.io = self.artifact.io
         self.scale = self._scale_override or self.artifact.scale or self.scale

@@ -6,7 +6,7 @@ input goes to the GPU as a torch CUDA tensor first, so each call records ``h2d``
 CUDA events and ``compute`` is engine time without the transfers. One runner (one execution context) per
 thread.
 
-Before loading, the engine's sidecar (``<name>.json``, written by `edgesr export --format trt`) is compared
+Before loading, the engine's sidecar (``<name>.engine.json``, written by `edgesr export --format trt`) is compared
 with this machine: another TensorRT version or GPU architecture is a clear error naming both. The sidecar
 also gives the I/O convention (uint8 / float 0..255 / FP16 I/O), scale, alignment, minimum size and the
 profile's min/max shapes, which `max_hw` exposes to the tiler.
@@ -21,7 +21,9 @@ import numpy as np
 
 from edgesr.errors import UserInputError
 from edgesr.runtimes.base import BaseRunner, InputSpec
-from edgesr.runtimes.io_convention import ArtifactInfo, artifact_info, edge_shape, read_sidecar, sidecar_path_for
+from edgesr.artifacts.sidecar import Sidecar
+from edgesr.artifacts.validate import check_against_artifact
+from edgesr.runtimes.io_convention import artifact_info, edge_shape
 from edgesr.runtimes.registry import import_backend_package
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class TensorRTRunner(BaseRunner):
     """Run a serialized TensorRT engine (``.engine`` / ``.plan``).
 
     Args:
-        path: the engine; ``<name>.json`` beside it (its sidecar) sets I/O conventions and is checked against
+        path: the engine; ``<name>.engine.json`` beside it (its sidecar) sets I/O conventions and is checked against
             this machine's TensorRT version and GPU.
         device: ``"cuda"`` or ``"cuda:N"``.
         check_compat: refuse an engine whose sidecar names another TensorRT version / GPU architecture (True).
@@ -64,7 +66,6 @@ class TensorRTRunner(BaseRunner):
         self._overrides = {"min_size": min_size, "align": align}
         self._scale_override = scale
         self.scale = scale
-        self.artifact = ArtifactInfo()
         self.meta: dict[str, Any] = {}
         self.compat_warnings: list[str] = []
         self.engine: Any = None
@@ -111,8 +112,8 @@ class TensorRTRunner(BaseRunner):
         if not self.path.is_file():
             raise UserInputError(f"engine file not found: {self.path}")
         self.device = self._setup_device()
-        side = sidecar_path_for(self.path) if self.use_sidecar else None
-        self.meta = (read_sidecar(self.path) or {}) if side is not None else {}
+        sidecar = Sidecar.for_artifact(self.path) if self.use_sidecar else None
+        self.meta = sidecar.to_dict() if sidecar is not None else {}
         built = self.meta.get("tensorrt") if isinstance(self.meta.get("tensorrt"), dict) else None
         version = str(getattr(trt, "__version__", ""))
         if built and self.check_compat:
@@ -144,8 +145,13 @@ class TensorRTRunner(BaseRunner):
             self.profile = ProfileShapes(*(tuple(int(d) for d in s) for s in (lo, opt, hi)))  # type: ignore[arg-type]
         else:
             self.profile = ProfileShapes(*(tuple(self.engine_input_shape),) * 3)  # type: ignore[arg-type]
-        self.artifact = artifact_info(self.meta, model_input_dtype=self.input_dtype,
-                                      model_output_dtype=self.output_dtype, sidecar_path=side)
+        if sidecar is not None:
+            check_against_artifact(sidecar, where=f"sidecar {sidecar.source_path}", input_names=inputs,
+                                   input_dtype=np.dtype(self.input_dtype).name,
+                                   output_dtype=np.dtype(self.output_dtype).name)
+        self.artifact = artifact_info(sidecar, model_input_dtype=self.input_dtype,
+                                      model_output_dtype=self.output_dtype,
+                                      sidecar_path=sidecar.source_path if sidecar is not None else None)
         self.io = self.artifact.io
         self.scale = self._scale_override or self.artifact.scale or self.scale
         from polygraphy.backend.trt import TrtRunner

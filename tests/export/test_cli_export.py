@@ -28,8 +28,8 @@ def test_export_rlfn_ntire_cli(tmp_path: Path) -> None:
               "--opset", "17", "--exporter", "torchscript", "--io", "float255")
     assert res.exit_code == 0, res.output
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["rlfn_ntire_x4_float255.json", "rlfn_ntire_x4_float255.onnx"]
-    side = json.loads((out / "rlfn_ntire_x4_float255.json").read_text())
+    assert files == ["rlfn_ntire_x4_float255.onnx", "rlfn_ntire_x4_float255.onnx.json"]
+    side = json.loads((out / "rlfn_ntire_x4_float255.onnx.json").read_text())
     assert side["export"]["opset"] == 17 and side["export"]["io"] == "float255"
     assert side["inputs"][0]["value_range"] == [0.0, 255.0]
     assert [(e["height"], e["width"]) for e in side["parity"]["entries"]] == [(32, 48), (17, 15)]

@@ -69,7 +69,7 @@ def exported(tmp_path_factory):
 
 def test_export_is_dynamic_with_raised_lower_bound(exported) -> None:
     _, res = exported
-    assert [p.name for p in res.files] == ["tiny_xnnpack.pte", "tiny_xnnpack.json"]
+    assert [p.name for p in res.files] == ["tiny_xnnpack.pte", "tiny_xnnpack.pte.json"]
     side = json.loads(res.sidecar_path.read_text())
     block = side["executorch"]
     assert side["artifact"]["format"] == "executorch" and block["backend"] == "XnnpackBackend"
@@ -232,6 +232,6 @@ def test_format_registry_entry() -> None:
     from edgesr.export.formats import export_artifact, get_format
 
     info = get_format("executorch")
-    assert info.suffixes == (".pte", ".json") and info.accepts_fp16 is False
+    assert info.suffixes == (".pte",) and info.accepts_fp16 is False
     with pytest.raises(UIE, match="does not take --fp16"):
         export_artifact(_tiny(), "unused", "m", "executorch", ExportOptions(fp16=True))

@@ -102,7 +102,7 @@ def test_existing_output_checked_before_any_work(fast, tiny_sr, tmp_path: Path, 
     monkeypatch.setattr("edgesr.export.onnx_export.export_torch_to_onnx", boom)
     with pytest.raises(OutputExistsError, match="--force"):
         export_onnx(tiny_sr, path, ExportOptions(**fast))
-    (tmp_path / "n.json").write_text("{}")  # the sidecar alone also blocks
+    (tmp_path / "n.onnx.json").write_text("{}")  # the sidecar alone also blocks
     with pytest.raises(OutputExistsError):
         export_onnx(tiny_sr, tmp_path / "n.onnx", ExportOptions(**fast))
     assert path.read_bytes() == b"old"
@@ -159,19 +159,3 @@ def test_unknown_model() -> None:
     with pytest.raises(UnknownModelError, match="Did you mean: rlfn"):
         create_model("rlfm")
 
-
-def test_reparam_explicitly_requested_but_unavailable(fast, tiny_sr, tmp_path: Path, monkeypatch) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_transforms(name, *args, **kwargs):
-        if name == "edgesr.transforms":
-            raise ImportError("No module named 'edgesr.transforms'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_transforms)
-    with pytest.raises(UserInputError, match="--reparam is unavailable.*--no-reparam"):
-        export_onnx(tiny_sr, tmp_path / "m.onnx", ExportOptions(**fast, reparam=True))
-    res = export_onnx(tiny_sr, tmp_path / "m.onnx", ExportOptions(**fast))  # default: export unfolded
-    assert not res.sidecar.export.reparam.applied and "unavailable" in res.sidecar.export.reparam.report

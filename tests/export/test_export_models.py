@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgesr.export import onnxruntime_sr_function, read_sidecar
+from edgesr.export import Sidecar, onnxruntime_sr_function
 from edgesr.export.verify import create_session, parity_images, torch_reference_255
 from edgesr.models import create_model
 
@@ -36,7 +36,7 @@ def test_fp32_and_fp16_parity_at_acceptance_sizes(variant: str, export_cache, da
 
 
 def _check_fp32_and_fp16_parity(variant: str, res, sizes) -> None:
-    side = read_sidecar(res.path)
+    side = Sidecar.for_artifact(res.path, required=True)
     assert side.to_dict() == res.sidecar.to_dict()
     # real DIV2K LR crops at the given sizes
     assert [(e.height, e.width) for e in side.parity.entries] == list(sizes)

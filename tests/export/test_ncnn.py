@@ -73,7 +73,7 @@ def exported(tmp_path_factory):
 def test_fp32_export_matches_pytorch_at_three_sizes(exported) -> None:
     model, results = exported
     res = results[False]
-    assert [p.name for p in res.files] == ["tiny_ncnn.param", "tiny_ncnn.bin", "tiny_ncnn.json"]
+    assert [p.name for p in res.files] == ["tiny_ncnn.param", "tiny_ncnn.bin", "tiny_ncnn.param.json"]
     assert all(p.is_file() for p in res.files)
     entries = res.sidecar.parity.entries
     assert [(e.height, e.width) for e in entries] == list(SIZES)
@@ -253,12 +253,12 @@ def test_cli_export_format_ncnn(weights_dir, tmp_path) -> None:
     from edgesr.cli.main import cli
     from edgesr.export.formats import get_format
 
-    assert get_format("ncnn").suffixes == (".param", ".bin", ".json")
+    assert get_format("ncnn").suffixes == (".param", ".bin")
     result = CliRunner().invoke(cli, ["export", "rlfn_ntire", "--scale", "4", "--format", "ncnn", "--fp16",
                                       "--parity-size", "32x32", "--parity-size", "23x41", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_ntire_x4_fp16.bin", "rlfn_ntire_x4_fp16.json",
-                                                          "rlfn_ntire_x4_fp16.param"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_ntire_x4_fp16.bin", "rlfn_ntire_x4_fp16.param",
+                                                          "rlfn_ntire_x4_fp16.param.json"]
     assert "parity 23x41" in result.output and "fp16 vs fp32" in result.output
-    side = json.loads((tmp_path / "rlfn_ntire_x4_fp16.json").read_text())
+    side = json.loads((tmp_path / "rlfn_ntire_x4_fp16.param.json").read_text())
     assert side["model"]["variant"] == "rlfn_ntire_x4" and side["halo"] == 32 and side["min_size"] == 15

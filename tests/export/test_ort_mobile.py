@@ -38,13 +38,13 @@ def _real_crop(datasets_dir: Path, h: int, w: int) -> np.ndarray:
 def test_ort_fp32_files_sidecar_and_parity(small_rlfn, datasets_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "small.ort"
     res = export_ort(small_rlfn, path, ExportOptions(**OPTS))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.json", "small.ort",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.ort", "small.ort.json",
                                                           "small.required_operators.config"]
     assert res.config_path == config_path_for(path)
     ops = read_required_ops(res.config_path)
     all_ops = {op for names in ops.values() for op in names}
     assert {"Resize", "DepthToSpace", "MaxPool"} <= all_ops and ({"Conv", "FusedConv"} & all_ops)
-    side = json.loads((tmp_path / "small.json").read_text())
+    side = json.loads((tmp_path / "small.ort.json").read_text())
     Sidecar.from_dict(side)
     import hashlib
 
@@ -115,7 +115,7 @@ def test_convert_and_errors(small_rlfn, tmp_path: Path) -> None:
         export_ort(small_rlfn, tmp_path / "x.onnx")
     with pytest.raises(UserInputError, match="INT8 and FP16 exclude each other"):
         export_ort(small_rlfn, tmp_path / "x.ort", ExportOptions(fp16=True), quantize={"calib_images": tmp_path})
-    (tmp_path / "taken.json").write_text("{}")
+    (tmp_path / "taken.ort.json").write_text("{}")
     with pytest.raises(OutputExistsError):
         export_ort(small_rlfn, tmp_path / "taken.ort", ExportOptions(**OPTS))
     assert not (tmp_path / "taken.ort").exists()
@@ -131,7 +131,7 @@ def test_cli_export_ort(small_rlfn, tmp_path: Path, monkeypatch) -> None:
     res = CliRunner().invoke(cli, ["export", "rlfn", "--scale", "2", "--format", "ort", "-o", str(tmp_path),
                                    "--parity-size", "24x20", "--exporter", "torchscript"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_x2.json", "rlfn_x2.ort",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_x2.ort", "rlfn_x2.ort.json",
                                                           "rlfn_x2.required_operators.config"]
     assert ".ort parity 24x20: vs PyTorch" in res.output and "ORT format:" in res.output
     again = CliRunner().invoke(cli, ["export", "rlfn", "--scale", "2", "--format", "ort", "-o", str(tmp_path)])

@@ -16,6 +16,7 @@ import pytest
 import torch
 from onnx import TensorProto, numpy_helper
 
+from edgesr.artifacts import sidecar_path_for
 from edgesr.errors import OutputExistsError, UserInputError
 from edgesr.export import ExportOptions, Sidecar, export_onnx
 from edgesr.export import calibration as cal
@@ -68,7 +69,7 @@ def test_ort_cpu_int8_structure_numbers_and_sidecar(small_rlfn_onnx: Path, calib
     assert int(numpy_helper.to_array(inits[q_in.input[2]])) == 0
     # numbers: PSNR vs FP32 measured on held-out crops, reported per crop in the sidecar
     assert math.isfinite(res.psnr_db) and res.psnr_db >= 25.0 and res.min_psnr_db <= res.psnr_db + 1e-9
-    side = json.loads(out.with_suffix(".json").read_text())
+    side = json.loads(sidecar_path_for(out).read_text())
     Sidecar.from_dict(side)  # schema-valid: plain consumers can read it
     assert side["export"]["precision"] == "int8" and side["artifact"]["format"] == "onnx"
     assert side["artifact"]["file"] == out.name and side["scale"] == 2
@@ -99,7 +100,7 @@ def test_exclude_is_honoured_and_checked(small_rlfn_onnx: Path, calib_dir: Path,
     for name in (first, last):  # float weights: read straight from an initializer, not a DequantizeLinear
         assert by_name[name].input[1] in inits
     assert res.qdq_counts["float_convs"] == 2
-    assert json.loads(out.with_suffix(".json").read_text())["quantization"]["excluded_nodes"] == [first, last]
+    assert json.loads(sidecar_path_for(out).read_text())["quantization"]["excluded_nodes"] == [first, last]
     with pytest.raises(UserInputError, match="no node named 'node_conv2d_99'"):
         quantize_onnx(small_rlfn_onnx, tmp_path / "x.onnx", calib_dir, exclude=["node_conv2d_99"], **FAST)
 
@@ -123,7 +124,7 @@ def test_tensorrt_target_is_symmetric_int8(small_rlfn_onnx: Path, calib_dir: Pat
     for n in q.graph.node:
         if n.op_type == "Conv" and len(n.input) > 2:
             assert n.input[2] in inits and inits[n.input[2]].data_type == TensorProto.FLOAT
-    side = json.loads(out.with_suffix(".json").read_text())
+    side = json.loads(sidecar_path_for(out).read_text())
     assert side["quantization"]["target"] == "tensorrt" and side["quantization"]["bias"] == "float32"
     assert math.isfinite(res.psnr_db)
 
@@ -139,7 +140,7 @@ def test_auto_exclusion_search(small_rlfn_onnx: Path, calib_dir: Path, tmp_path:
     assert [e.psnr_db for e in res.sensitivity] == sorted(e.psnr_db for e in res.sensitivity)
     assert 1 <= len(res.excluded) <= 2 and len(res.steps) >= 1
     assert res.warnings and "not met" in res.warnings[0]
-    side = json.loads(out.with_suffix(".json").read_text())["quantization"]
+    side = json.loads(sidecar_path_for(out).read_text())["quantization"]
     assert side["excluded_nodes"] == res.excluded and len(side["sensitivity"]) == n_candidates
     # a budget met by the all-INT8 graph: nothing measured, nothing excluded
     easy = quantize_onnx(small_rlfn_onnx, tmp_path / "easy.onnx", calib_dir, exclude="auto", psnr_budget_db=1.0,
@@ -244,8 +245,8 @@ def test_formats_registry() -> None:
     assert {"onnx", "ort", "onnx-int8", "ort-int8"} <= set(list_formats())
     assert resolve_format("onnx", int8=True).name == "onnx-int8"
     assert resolve_format("ort", int8=True).name == "ort-int8"
-    assert get_format("ort").outputs("d", "m") == [Path("d/m.ort"), Path("d/m.json"),
-                                                   Path("d/m.required_operators.config")]
+    assert get_format("ort").outputs("d", "m") == [Path("d/m.ort"), Path("d/m.required_operators.config"),
+                                                   Path("d/m.ort.json")]
     with pytest.raises(UserInputError, match="unknown artifact format 'tflite'"):
         get_format("tflite")
     with pytest.raises(UserInputError, match="does not take --fp16"):
@@ -266,9 +267,9 @@ def test_cli_export_int8(calib_dir: Path, tmp_path: Path, monkeypatch) -> None:
                                    "--calib-count", "4", "-o", str(tmp_path), "--parity-size", "24x20",
                                    "--exporter", "torchscript"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_x2_int8.json", "rlfn_x2_int8.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rlfn_x2_int8.onnx", "rlfn_x2_int8.onnx.json"]
     assert "int8 (ort-cpu, percentile ranges" in res.output and "result: PSNR vs FP32" in res.output
-    side = json.loads((tmp_path / "rlfn_x2_int8.json").read_text())
+    side = json.loads((tmp_path / "rlfn_x2_int8.onnx.json").read_text())
     assert side["quantization"]["calibration"]["crops"] == 4 and side["quantization"]["psnr_budget_db"] == 40.0
     missing = CliRunner().invoke(cli, ["export", "rlfn", "--scale", "2", "--format", "ort", "--int8",
                                        "--calib-images", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])

@@ -12,7 +12,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgesr.errors import UserInputError
-from edgesr.export import ExportOptions, Sidecar, export_onnx, onnxruntime_sr_function, read_sidecar
+from edgesr.export import ExportOptions, Sidecar, export_onnx, onnxruntime_sr_function
 from edgesr.export.fp16 import convert_to_fp16, fp16_emulation_graph
 from edgesr.export.graph import fold_scalar_muls, op_counts
 from edgesr.export.verify import create_session
@@ -26,13 +26,16 @@ def test_sidecar_roundtrip_and_strict_json(tiny_sr, fast, tmp_path: Path) -> Non
     text = res.sidecar_path.read_text()
     data = json.loads(text)  # strict JSON: no NaN/Infinity tokens
     assert "Infinity" not in text and "NaN" not in text
-    assert list(data)[:2] == ["schema_version", "kind"] and data["schema_version"] == "1.0"
+    assert list(data)[:2] == ["schema_version", "kind"] and data["schema_version"] == "1.1"
+    assert res.sidecar_path.name == "tiny.onnx.json"
     assert data["artifact"]["file"] == "tiny.onnx"
     back = Sidecar.from_json(text)
     assert back == res.sidecar or back.to_dict() == res.sidecar.to_dict()
     assert back.to_json() == text
     assert isinstance(back.parity.entries[0].height, int) and back.inputs[0].name == "input"
-    assert read_sidecar(tmp_path / "tiny.onnx").to_dict() == data  # by the artifact's path too
+    assert Sidecar.for_artifact(tmp_path / "tiny.onnx").to_dict() == data  # by the artifact's path too
+    assert data["files"] == [{"file": "tiny.onnx", "bytes": data["artifact"]["bytes"],
+                              "sha256": data["artifact"]["sha256"], "role": "model"}]
     # consumers' essentials
     assert data["scale"] == 2 and data["min_size"] == 1 and data["halo"] == 16 and data["alignment"] == 1
     assert data["inputs"][0]["layout"] == "NCHW" and data["inputs"][0]["color"] == "RGB"
@@ -44,8 +47,8 @@ def test_sidecar_roundtrip_and_strict_json(tiny_sr, fast, tmp_path: Path) -> Non
 
 def test_sidecar_versioning() -> None:
     good = {"schema_version": "1.7", "kind": "edgesr-artifact", "future_key": 1,
-            "artifact": {"file": "a.onnx", "format": "onnx", "bytes": 1, "sha256": "00"},
-            "model": {"name": "m"}, "scale": 4, "inputs": [], "outputs": [],
+            "artifact": {"file": "a.onnx", "format": "onnx", "bytes": 1, "sha256": "0" * 64},
+            "model": {"name": "m"}, "scale": 4, "inputs": [{"name": "input"}], "outputs": [{"name": "output"}],
             "shape_profile": {"min": [1, 3, 1, 1], "opt": [1, 3, 2, 2], "max": [1, 3, 4, 4]},
             "export": {"exporter": "dynamo", "opset": 18}, "parity": {"reference": "r", "runtime": "ort"},
             "graph": {"nodes": 0, "op_counts": {}}}
@@ -53,8 +56,11 @@ def test_sidecar_versioning() -> None:
     assert side.scale == 4 and side.export.reparam.applied is False and side.parity.entries == []
     with pytest.raises(UserInputError, match="schema_version"):
         Sidecar.from_dict({**good, "schema_version": "2.0"})
+    assert side.blocks == {"future_key": 1} and side.to_dict()["future_key"] == 1  # kept on a rewrite
+    with pytest.raises(UserInputError, match="required field 'scale'"):
+        Sidecar.from_dict({k: v for k, v in good.items() if k != "scale"})
     with pytest.raises(UserInputError, match="export.opset"):
-        Sidecar.from_dict({**good, "export": {"exporter": "dynamo"}})
+        Sidecar.from_dict({**good, "export": {"exporter": "dynamo", "opset": "18"}})
     with pytest.raises(UserInputError, match="not valid JSON"):
         Sidecar.from_json("{")
 

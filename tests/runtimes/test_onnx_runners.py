@@ -1,7 +1,6 @@
 """ONNX Runtime and OpenVINO runners against the torch module they were exported from."""
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from edgesr.artifacts import Sidecar
 from edgesr.errors import UserInputError
 from edgesr.inference import upscale_array
 from edgesr.runtimes import create_runner
@@ -70,7 +70,7 @@ def test_sidecar_float255_io_is_adapted(tiny_model, tmp_path, onnx_exporter):
     x = np.random.default_rng(3).random((1, 3, 16, 16), dtype=np.float32)
     plain = create_runner(path).infer(x)  # no sidecar: taken as 0..1 I/O
     np.testing.assert_allclose(plain, _reference(Float255(tiny_model), x), atol=1e-4)
-    (tmp_path / "tiny255.onnx.json").write_text(json.dumps({"io": "float255", "scale": 2}))
+    Sidecar.minimal(path, scale=2, io="float255").save(tmp_path)
     runner = create_runner(path)
     np.testing.assert_allclose(runner.infer(x), _reference(tiny_model, x), atol=1e-5)
     assert runner.describe()["io"].startswith("float32 0..255")

@@ -118,7 +118,7 @@ def test_parser_errors_are_reported_in_full(fake_trt, gpu, tiny_exports, tmp_pat
     assert re.search(r"\[1/3\] node #3 '.+' \(\w+\): Unsupported operator Foo \[UNSUPPORTED_NODE\]", msg)  # from ONNX
     assert "[2/3] node #5 'resize_1' (Resize): Attribute mode=cubic is not supported [INVALID_NODE]" in msg
     assert "[3/3] graph: graph-level problem" in msg and "edgesr trt-check" in msg
-    assert not (tmp_path / "e.engine").exists() and not (tmp_path / "e.json").exists()
+    assert not (tmp_path / "e.engine").exists() and not (tmp_path / "e.engine.json").exists()
 
 
 def test_build_failure_and_option_errors(fake_trt, gpu, tiny_exports, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from onnx import numpy_helper
 from PIL import Image
 
+from edgesr.artifacts import sidecar_path_for
 from edgesr.errors import UserInputError
 from edgesr.export import ExportOptions
 from edgesr.export.tensorrt.build import TrtBuildOptions
@@ -63,7 +64,7 @@ def test_export_engine_int8_and_uint8_io(quantizer, tiny_model, fake_trt, gpu, c
     opts = TrtExportOptions(TrtBuildOptions(int8=True), int8_calib=calib_dir, quantizer=quantizer)
     res = export_engine(tiny_model, tmp_path, ExportOptions(io="uint8", **FAST), opts, trt=trt, gpu=gpu)
     assert res.qdq_path is not None and res.qdq_path.name.endswith("_uint8_int8.onnx")
-    q_side = json.loads(res.qdq_path.with_suffix(".json").read_text())
+    q_side = json.loads(sidecar_path_for(res.qdq_path).read_text())
     assert q_side["export"]["precision"] == "int8" and q_side["quantization"]["target"] == "tensorrt"
     if quantizer == "fallback":
         psnr = q_side["quantization"]["vs_fp32"]["psnr_db"]  # None: identical 8-bit outputs
@@ -142,7 +143,7 @@ def test_cli_export_trt_end_to_end_with_fake(fake_trt, gpu, tmp_path, monkeypatc
     out = capsys.readouterr()
     assert info.value.code == 0, out.err
     assert (tmp_path / "rlfn_ntire_x4_fp16.onnx").is_file() and (tmp_path / "rlfn_ntire_x4_fp16_trt.engine").is_file()
-    side = json.loads((tmp_path / "rlfn_ntire_x4_fp16_trt.json").read_text())
+    side = json.loads((tmp_path / "rlfn_ntire_x4_fp16_trt.engine.json").read_text())
     assert side["tensorrt"]["builder_options"]["hardware_compatibility_level"] == "AMPERE_PLUS"
     assert side["tensorrt"]["profiles"][0]["input"]["max"] == [4, 3, 256, 256]
     assert "set_memory_pool_limit(WORKSPACE, 268435456)" in trt.calls and "builder_optimization_level=3" in trt.calls

@@ -3,12 +3,14 @@
 compatibility rules, clear errors)."""
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 import pytest
 import torch
 
+from edgesr.artifacts import Sidecar
 from edgesr.errors import MissingDependencyError, UserInputError
 from edgesr.export.tensorrt.build import TrtBuildOptions, engine_from_onnx
 from edgesr.export.tensorrt.runtime import EngineCompatibilityError, GpuInfo, check_engine_compat
@@ -119,8 +121,8 @@ def test_check_engine_compat_rules():
 def test_undeserializable_engine_is_a_clear_error(built, tmp_path):
     res, _ = built
     bad = tmp_path / "bad.engine"
-    bad.write_bytes(b"garbage")
-    (tmp_path / "bad.json").write_text(res.sidecar_path.read_text())
+    side = Sidecar.from_dict(json.loads(res.sidecar_path.read_text()))
+    side.write({bad: b"garbage"})  # a sidecar that matches the file, from an engine built elsewhere
     with pytest.raises(UserInputError, match=r"cannot load .*bad\.engine.* built with TensorRT 10\.13\.0\.35 for "
                                              r"compute capability 8\.9.*Rebuild"):
         CpuRunner(bad).activate()

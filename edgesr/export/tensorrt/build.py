@@ -127,21 +127,21 @@ class EngineBuildResult:
 
 
 def engine_sidecar_path(engine: str | Path) -> Path:
-    """``DIR/<name>.json`` for ``DIR/<name>.engine`` (as for every edgesr artifact)."""
-    return Path(engine).with_suffix(".json")
+    """``DIR/<name>.engine.json`` for ``DIR/<name>.engine`` (as for every edgesr artifact)."""
+    from edgesr.artifacts.sidecar import sidecar_path_for
+
+    return sidecar_path_for(engine)
 
 
 def read_engine_sidecar(engine: str | Path) -> dict[str, Any]:
-    path = engine_sidecar_path(engine)
-    if not path.is_file():
-        raise UserInputError(f"engine sidecar not found: {path} (engines built by edgesr have one beside them).")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"cannot read the engine sidecar {path}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("tensorrt"), dict):
-        raise UserInputError(f"{path} is not an edgesr TensorRT engine sidecar (no 'tensorrt' block).")
-    return data
+    """The engine's validated sidecar (files checked against it) as a dict; UserInputError without one."""
+    from edgesr.artifacts.sidecar import Sidecar
+
+    side = Sidecar.for_artifact(engine, required=True)
+    if not side.block("tensorrt"):
+        raise UserInputError(f"{engine_sidecar_path(engine)} is not an edgesr TensorRT engine sidecar (no 'tensorrt' "
+                             "block).")
+    return side.to_dict()
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -364,12 +364,13 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, options: Tr
                      onnx_sidecar: dict[str, Any] | None = None) -> EngineBuildResult:
     """Build `engine_path` (.engine/.plan) and its sidecar from `onnx_path` (see the module doc).
 
-    `onnx_sidecar`: the ONNX artifact's sidecar dict (default: read from ``<onnx>.json`` when present).
+    `onnx_sidecar`: the ONNX artifact's sidecar dict (default: its sidecar ``<onnx>.json`` when present).
     Raises MissingDependencyError without TensorRT or a GPU, UserInputError for bad options/paths,
     ExportError when parsing or building fails (with every parser error, or Polygraphy's and TensorRT's
     message).
     """
-    from edgesr.utils.atomic import atomic_path, check_writable
+    from edgesr.artifacts.sidecar import Sidecar
+    from edgesr.utils.atomic import check_writable
 
     options = options or TrtBuildOptions()
     options.validate()
@@ -384,8 +385,8 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, options: Tr
     trt = import_tensorrt(trt)
     gpu = gpu or require_gpu(options.gpu_index)
     if onnx_sidecar is None:
-        cand = onnx_path.with_suffix(".json")
-        onnx_sidecar = json.loads(cand.read_text(encoding="utf-8")) if cand.is_file() else {}
+        found = Sidecar.for_artifact(onnx_path)
+        onnx_sidecar = found.to_dict() if found is not None else {}
     facts = _onnx_facts(onnx_path)
     strong, flags, notes, int8 = decide_precision(trt, options, facts["fp16"], facts["qdq"])
     warnings: list[str] = []
@@ -418,9 +419,9 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, options: Tr
     hw_level = "AMPERE_PLUS" if options.hardware_compat else "NONE"
     sidecar = _engine_sidecar(onnx_sidecar, onnx_path, engine_path, plan_bytes, trt, gpu, options, strong, flags,
                               facts, profile, info, cache_reused, hw_level, seconds, notes, int8)
-    with atomic_path(engine_path, force) as tmp_engine, atomic_path(side_path, force) as tmp_side:
-        tmp_engine.write_bytes(plan_bytes)
-        tmp_side.write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    engine_side = Sidecar.from_dict(sidecar, validate=False)  # validated by `write`
+    engine_side.write({engine_path: plan_bytes}, force=force)  # the sidecar last, with the engine's sha256
+    sidecar = engine_side.to_dict()
     return EngineBuildResult(engine_path, side_path, sidecar, seconds, notes + warnings)
 
 
@@ -485,7 +486,10 @@ def _engine_sidecar(onnx_side: dict[str, Any], onnx_path: Path, engine_path: Pat
                     gpu: GpuInfo, options: TrtBuildOptions, strong: bool, flags: list[str], facts: dict[str, Any],
                     profile: ProfileShapes | None, info: dict[str, Any], cache_reused: bool, hw_level: str,
                     seconds: float, notes: list[str], int8: bool) -> dict[str, Any]:
-    side = json.loads(json.dumps(onnx_side)) if onnx_side else {"schema_version": "1.0", "kind": "edgesr-artifact"}
+    from edgesr.artifacts.sidecar import KIND, SCHEMA_VERSION
+
+    side = json.loads(json.dumps(onnx_side)) if onnx_side else {"schema_version": SCHEMA_VERSION, "kind": KIND}
+    side["schema_version"] = SCHEMA_VERSION
     side["artifact"] = {"file": engine_path.name, "format": "tensorrt", "bytes": len(plan),
                         "sha256": sha256_bytes(plan)}
     if not side.get("inputs"):

@@ -3,27 +3,29 @@
     result = export_engine(model, "out", TrtExportOptions(fp16=True, timing_cache="out/trt.cache"))
     print("\\n".join(result.summary()))
 
-Files (``<base>`` is the ONNX artifact name, e.g. ``rlfn_x4_fp16``): ``<base>.onnx`` + ``<base>.json`` (the
-verified ONNX export), for INT8 also ``<base>_int8.onnx`` + ``.json`` (the Q/DQ copy), and the engine
-``<base>[_int8]_trt.engine`` + ``<base>[_int8]_trt.json`` (engine sidecar, see `edgesr.export.tensorrt.build`).
+Files (``<base>`` is the ONNX artifact name, e.g. ``rlfn_x4_fp16``): ``<base>.onnx`` + ``<base>.onnx.json``
+(the verified ONNX export), for INT8 also ``<base>_int8.onnx`` + its sidecar (the Q/DQ copy), and the engine
+``<base>[_int8]_trt.engine`` + ``<base>[_int8]_trt.engine.json`` (engine sidecar, see
+`edgesr.export.tensorrt.build`).
 TensorRT and the GPU are checked first, before any export work.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from edgesr.errors import ExportError, UserInputError
 from edgesr.export.tensorrt.build import EngineBuildResult, TrtBuildOptions, engine_from_onnx
 from edgesr.export.tensorrt.profiles import make_profile
+
+if TYPE_CHECKING:
+    from edgesr.artifacts.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +108,16 @@ def artifact_names(base: str, name: str | None, int8: bool) -> tuple[str, str]:
 
 
 def _rewrite_artifact(path: Path, proto: Any) -> None:
-    """Write a modified ONNX back and update its sidecar's artifact size/hash."""
-    from edgesr.utils.atomic import write_bytes_atomic, write_text_atomic
+    """Write a modified ONNX back with its sidecar (new size/hash), as one transaction."""
+    from edgesr.artifacts.sidecar import Sidecar
+    from edgesr.utils.atomic import write_bytes_atomic
 
     data = proto.SerializeToString()
-    write_bytes_atomic(path, data, force=True)
-    side = path.with_suffix(".json")
-    if side.is_file():
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        meta.setdefault("artifact", {}).update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-        write_text_atomic(side, json.dumps(meta, indent=2) + "\n", force=True)
+    side = Sidecar.for_artifact(path)
+    if side is None:
+        write_bytes_atomic(path, data, force=True)
+    else:
+        side.write({path: data}, force=True)
 
 
 def prepare_for_tensorrt(onnx_path: Path) -> list[str]:
@@ -146,8 +148,10 @@ def quantize_artifact(onnx_path: Path, qdq_path: Path, calib: Path, force: bool 
     """
     if implementation not in ("auto", "project", "fallback"):
         raise UserInputError(f"unknown quantizer {implementation!r}; use auto, project or fallback.")
-    meta = json.loads(onnx_path.with_suffix(".json").read_text(encoding="utf-8"))
-    io = (meta.get("export") or {}).get("io", "float01")
+    from edgesr.artifacts.sidecar import Sidecar
+
+    meta = Sidecar.for_artifact(onnx_path, required=True)
+    io = meta.io
     if implementation != "fallback":
         try:
             from edgesr.export.quantize import quantize_onnx
@@ -160,24 +164,26 @@ def quantize_artifact(onnx_path: Path, qdq_path: Path, calib: Path, force: bool 
     return _fallback_quantize(onnx_path, qdq_path, calib, meta, io, force)
 
 
-def _fallback_quantize(onnx_path: Path, qdq_path: Path, calib: Path, meta: dict[str, Any], io: str,
+def _fallback_quantize(onnx_path: Path, qdq_path: Path, calib: Path, meta: "Sidecar", io: str,
                        force: bool) -> list[str]:
+    from edgesr.artifacts.sidecar import ArtifactFile, sidecar_path_for
     from edgesr.export.tensorrt.qdq import quantize_for_tensorrt
     from edgesr.export.verify import compare_255, create_session, parity_images, run_onnx_255
-    from edgesr.utils.atomic import check_writable, write_text_atomic
+    from edgesr.utils.atomic import check_writable
 
+    side_path = sidecar_path_for(qdq_path)
     check_writable(qdq_path, force)
-    check_writable(qdq_path.with_suffix(".json"), force)
-    report = quantize_for_tensorrt(onnx_path, qdq_path, calib, io=io, min_size=int(meta.get("min_size") or 1),
+    check_writable(side_path, force)
+    report = quantize_for_tensorrt(onnx_path, qdq_path, calib, io=io, min_size=meta.min_size,
                                    exclude_boundary_convs=True)
     (name, image), = parity_images([(127, 93)])
     ref = run_onnx_255(create_session(str(onnx_path)), image, io)
     cmp = compare_255(run_onnx_255(create_session(str(qdq_path)), image, io), ref)
     data = qdq_path.read_bytes()
-    meta["artifact"] = {"file": qdq_path.name, "format": "onnx", "bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest()}
-    meta.setdefault("export", {})["precision"] = "int8"
-    meta["quantization"] = {"target": "tensorrt", "scheme": "int8 symmetric Q/DQ (TensorRT explicit quantization)",
+    meta = meta.copy()
+    meta.artifact = ArtifactFile(file=qdq_path.name, format="onnx")
+    meta.export.precision = "int8"
+    meta.blocks["quantization"] = {"target": "tensorrt", "scheme": "int8 symmetric Q/DQ (TensorRT explicit quantization)",
                             "implementation": report.implementation, "calibration": report.method,
                             "calibration_images": report.calibration_images, "crop": report.crop,
                             "op_types": report.op_types, "excluded_nodes": report.excluded_nodes,
@@ -185,15 +191,16 @@ def _fallback_quantize(onnx_path: Path, qdq_path: Path, calib: Path, meta: dict[
                             "vs_fp32": {"image": name, "height": 127, "width": 93,
                                         "psnr_db": cmp.psnr_db if math.isfinite(cmp.psnr_db) else None,
                                         "max_abs_diff": cmp.max_abs_diff, "runtime": "onnxruntime CPU"}}
-    write_text_atomic(qdq_path.with_suffix(".json"), json.dumps(meta, indent=2, allow_nan=False) + "\n", force=True)
+    meta.write({qdq_path: data}, force=True)
     return [report.describe(), f"INT8 ONNX vs FP32 on {name} 127x93 (ONNX Runtime CPU): PSNR "
                                f"{cmp.psnr_db:.2f} dB, max |d| {cmp.max_abs_diff:.3g} (0..255)",
-            f"wrote {qdq_path} and {qdq_path.with_suffix('.json')}"]
+            f"wrote {qdq_path} and {side_path}"]
 
 
 def export_engine(model: nn.Module, output_dir: str | Path, export_options: Any, options: TrtExportOptions, *,
                   force: bool = False, trt: ModuleType | None = None, gpu: Any = None) -> TrtExportResult:
     """Export `model` with `export_options` (an `ExportOptions`), then build its TensorRT engine."""
+    from edgesr.artifacts.sidecar import Sidecar, sidecar_path_for
     from edgesr.export import default_artifact_name, export_onnx
     from edgesr.export.tensorrt.runtime import preflight
     from edgesr.utils.atomic import check_writable
@@ -222,7 +229,7 @@ def export_engine(model: nn.Module, output_dir: str | Path, export_options: Any,
     for p in (onnx_path, engine_path, qdq_path):
         if p is not None:
             check_writable(p, force)
-            check_writable(p.with_suffix(".json"), force)
+            check_writable(sidecar_path_for(p), force)
 
     lines: list[str] = []
     exported = export_onnx(model, onnx_path, replace(export_options, force=force))
@@ -234,7 +241,7 @@ def export_engine(model: nn.Module, output_dir: str | Path, export_options: Any,
         lines.extend(quantize_artifact(onnx_path, qdq_path, Path(options.int8_calib), force=force,
                                        implementation=options.quantizer))
         source = qdq_path
-    side = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
+    side = Sidecar.for_artifact(source, required=True).to_dict()
     result = engine_from_onnx(source, engine_path, build, force=force, trt=trt_module, gpu=found_gpu,
                               onnx_sidecar=side)
     return TrtExportResult(onnx_path, result, qdq_path, lines)

@@ -200,6 +200,22 @@ const std::vector<Json>& Json::array() const {
     if (type_ != Type::Array) throw std::runtime_error("JSON: not an array");
     return array_;
 }
+const std::map<std::string, Json>& Json::object() const {
+    if (type_ != Type::Object) throw std::runtime_error("JSON: not an object");
+    return object_;
+}
+bool Json::operator==(const Json& other) const {
+    if (type_ != other.type_) return false;
+    switch (type_) {
+        case Type::Null: return true;
+        case Type::Bool: return bool_ == other.bool_;
+        case Type::Number: return number_ == other.number_;
+        case Type::String: return string_ == other.string_;
+        case Type::Array: return array_ == other.array_;
+        case Type::Object: return object_ == other.object_;
+    }
+    return false;
+}
 std::size_t Json::size() const { return type_ == Type::Array ? array_.size() : type_ == Type::Object ? object_.size() : 0; }
 bool Json::has(const std::string& key) const { return type_ == Type::Object && object_.count(key) > 0; }
 const Json& Json::operator[](const std::string& key) const {

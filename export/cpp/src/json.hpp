@@ -22,17 +22,22 @@ public:
     bool is_string() const { return type_ == Type::String; }
     bool is_array() const { return type_ == Type::Array; }
     bool is_object() const { return type_ == Type::Object; }
+    bool is_bool() const { return type_ == Type::Bool; }
 
     double number() const;
     long long integer() const;  // a number that must be integral
     bool boolean() const;
     const std::string& str() const;
     const std::vector<Json>& array() const;
+    const std::map<std::string, Json>& object() const;
     std::size_t size() const;
 
     bool has(const std::string& key) const;
     const Json& operator[](const std::string& key) const;  // a Null value when the key is missing
     const Json& operator[](std::size_t index) const;
+
+    bool operator==(const Json& other) const;  // deep equality (numbers by value: 0 == 0.0)
+    bool operator!=(const Json& other) const { return !(*this == other); }
 
     // Convenience: value at key or a default when missing/null.
     double number_or(const std::string& key, double fallback) const;

@@ -87,11 +87,6 @@ Sidecar read_sidecar(const std::string& path) {
     }
 }
 
-std::string sidecar_path_for(const std::string& artifact_path) {
-    std::size_t slash = artifact_path.find_last_of("/\\");
-    std::size_t dot = artifact_path.find_last_of('.');
-    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return artifact_path + ".json";
-    return artifact_path.substr(0, dot) + ".json";
-}
+std::string sidecar_path_for(const std::string& artifact_path) { return artifact_path + ".json"; }
 
 }  // namespace edgesr

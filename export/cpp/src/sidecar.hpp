@@ -1,4 +1,5 @@
-// The fields of an edgesr sidecar (<name>.json beside <name>.engine) that an embedding application needs.
+// The fields of an edgesr sidecar (<name>.engine.json beside <name>.engine) that an embedding application needs.
+// Validate the file against the published schema first (schema.hpp): this reader trusts the numbers it reads.
 #pragma once
 
 #include <array>
@@ -32,6 +33,6 @@ struct Sidecar {
 
 Sidecar parse_sidecar(const std::string& json_text);  // throws std::runtime_error naming the missing field
 Sidecar read_sidecar(const std::string& path);         // reads the file, then parse_sidecar
-std::string sidecar_path_for(const std::string& artifact_path);  // DIR/<name>.engine -> DIR/<name>.json
+std::string sidecar_path_for(const std::string& artifact_path);  // DIR/<name>.engine -> DIR/<name>.engine.json
 
 }  // namespace edgesr

@@ -1,6 +1,6 @@
 // edgesr_trt_upscale ENGINE IN.png OUT.png [--tile N] [--halo N] [--device N]
 //
-// Loads a TensorRT engine built by `edgesr export MODEL --format trt` and its sidecar (ENGINE with .json),
+// Loads a TensorRT engine built by `edgesr export MODEL --format trt` and its sidecar (ENGINE.json),
 // checks the TensorRT version and GPU against the sidecar, and upscales a PNG tile by tile, every tile inside
 // the engine's optimization profile. TensorRT 10.x/11.x C++ API: createInferRuntime -> deserializeCudaEngine ->
 // createExecutionContext -> setInputShape -> setTensorAddress -> enqueueV3.

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     check_throws([] { edgesr::Json::parse("{\"a\": }"); }, "json error", "byte");
     check_throws([] { edgesr::Json::parse("[1, 2] x"); }, "json trailing", "trailing");
 
-    edgesr::Sidecar s = edgesr::read_sidecar(data + "/rlfn_x4_fp16_trt.json");
+    edgesr::Sidecar s = edgesr::read_sidecar(data + "/rlfn_x4_fp16_trt.engine.json");
     check(s.scale == 4 && s.artifact_format == "tensorrt" && s.artifact_file == "rlfn_x4_fp16_trt.engine", "sidecar basics");
     check(s.input.name == "input" && s.output.name == "output" && s.input.dtype == "float32", "sidecar tensors");
     check(s.input.range_max == 1.0 && s.output.range_max == 1.0, "sidecar value ranges");
@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
     check(s.min_size == 15 && s.halo == 32 && s.alignment == 1, "sidecar geometry");
     check(s.trt_version == "10.13.0.35" && s.trt_compute_capability == "8.9" && s.trt_precision == "fp16",
           "sidecar tensorrt block");
-    check(edgesr::sidecar_path_for("dir/m.engine") == "dir/m.json" && edgesr::sidecar_path_for("a.b/m") == "a.b/m.json",
+    check(edgesr::sidecar_path_for("dir/m.engine") == "dir/m.engine.json" &&
+              edgesr::sidecar_path_for("a.b/m") == "a.b/m.json",
           "sidecar path");
     check_throws([] { edgesr::parse_sidecar(R"({"schema_version": "2.0", "scale": 4})"); }, "schema major", "2.0");
     check_throws([] { edgesr::parse_sidecar(R"({"schema_version": "1.0", "inputs": []})"); }, "missing scale", "scale");
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
     edgesr::ImageRGB8 back = edgesr::read_png_rgb8(png);
     check(back.width == 37 && back.height == 29 && back.pixels == lr.pixels, "PNG round trip");
     std::remove(png.c_str());
-    check_throws([&] { edgesr::read_png_rgb8(data + "/rlfn_x4_fp16_trt.json"); }, "not a PNG", "not a PNG");
+    check_throws([&] { edgesr::read_png_rgb8(data + "/rlfn_x4_fp16_trt.engine.json"); }, "not a PNG", "not a PNG");
 
     std::cout << (checks - failures) << " passed, " << failures << " failed\n";
     return failures ? 1 : 0;

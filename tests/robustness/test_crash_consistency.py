@@ -1,0 +1,195 @@
+"""Kill `edgesr export --force` while it replaces an artifact: the folder holds the old artifact or the new one.
+
+Two ways of killing it:
+
+* fault injection at every step of the write: a real `edgesr export --force` runs in a forked child whose
+  process ends (`os._exit`, no cleanup, like SIGKILL) just before its k-th file-system call of the final
+  write (open, write - half the bytes written -, fsync, close, rename, unlink), for every k, for a one-file
+  (ONNX) and a two-file (ORT format + operator config) artifact;
+* SIGKILL at random moments of an `edgesr export --force` subprocess (slow: a whole export per kill).
+
+After each kill the folder is read the way the next edgesr run reads it (the runner's sidecar lookup, which
+completes an interrupted commit and checks every file's sha256) and classified: every file of the old export,
+every file of the new one, or a mix. A mix must never be seen; stale temporaries must be gone.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgesr.artifacts import Sidecar, sidecar_path_for
+from edgesr.errors import ArtifactMismatchError
+from edgesr.utils import atomic
+
+EXPORT = ["export", "rlfn", "--scale", "2", "--random-init", "--parity-size", "16x16", "--exporter", "torchscript",
+          "--name", "m", "--threads", "1"]
+_STEPS = ("open", "write", "fsync", "close", "replace", "unlink")
+
+
+def _cli(*args: str) -> None:
+    from edgesr.cli.main import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        assert not exc.code, f"edgesr {' '.join(args)} exited with {exc.code}"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if not p.name.startswith(".")}
+
+
+def _classify(folder: Path, artifact: str, old: dict[str, str], new: dict[str, str]) -> str:
+    """Read the folder as the next edgesr run does, then say what it holds: "old", "new" or "mixed"."""
+    try:
+        Sidecar.for_artifact(folder / artifact)  # completes an interrupted commit, checks every file
+    except ArtifactMismatchError:
+        return "mixed"
+    atomic.clean_folder(folder, force=True)  # what the next write into the folder does first
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert not leftovers, f"stale files after the next run: {leftovers}"
+    now = _digests(folder)
+    return "old" if now == old else "new" if now == new else "mixed"
+
+
+def _killed_at(step: int, args: list[str]) -> int:
+    """Fork; the child runs `edgesr ARGS` and dies before its `step`-th file-system call of the final write.
+    Returns the number of calls the child made (== step when it was killed)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        count = [0]
+        real = {name: getattr(os, name) for name in _STEPS}
+
+        def hooked(name):
+            def call(*a, **k):
+                count[0] += 1
+                if count[0] == step:
+                    if name == "write":  # a torn write: half the bytes reach the file
+                        real["write"](a[0], bytes(a[1])[: len(a[1]) // 2])
+                    real["write"](write_fd, str(count[0]).encode())
+                    os._exit(137)
+                return real[name](*a, **k)
+            return call
+
+        real_commit = atomic.commit_files
+
+        def commit(*a, **k):  # count only the final write, not the export's scratch files
+            for name in _STEPS:
+                setattr(os, name, hooked(name))
+            try:
+                return real_commit(*a, **k)
+            finally:
+                for name in _STEPS:
+                    setattr(os, name, real[name])
+
+        try:
+            atomic.commit_files = commit
+            atomic._cleaned.clear()
+            _cli(*args)
+            real["write"](write_fd, str(count[0]).encode())
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(3)
+    os.close(write_fd)
+    _, status = os.waitpid(pid, 0)
+    calls = int(os.read(read_fd, 64) or b"0")
+    os.close(read_fd)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 137), f"the export child failed (exit {code})"
+    return calls
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    """For the onnx and ort formats: a folder holding the "old" export (--io float01)."""
+    root = tmp_path_factory.mktemp("crash")
+    out = {}
+    for fmt in ("onnx", "ort"):
+        folder = root / fmt
+        _cli(*EXPORT, "--format", fmt, "--io", "float01", "-o", str(folder))
+        out[fmt] = folder
+    return out
+
+
+def test_kill_at_every_step_of_the_write_leaves_old_or_new(exports: dict[str, Path], tmp_path: Path) -> None:
+    results: dict[str, int] = {"old": 0, "new": 0, "mixed": 0}
+    raw_pending = points = 0
+    for fmt, artifact in (("onnx", "m.onnx"), ("ort", "m.ort")):
+        old = _digests(exports[fmt])
+        work = tmp_path / fmt
+        args = [*EXPORT, "--format", fmt, "--io", "float255", "--force", "-o", str(work)]
+        shutil.copytree(exports[fmt], work)
+        total = _killed_at(10 ** 9, args)  # a complete run: how many calls the final write makes
+        new = _digests(work)
+        assert set(new) == set(old) and all(new[k] != old[k] for k in new)
+        assert _classify(work, artifact, old, new) == "new"
+        for step in range(1, total + 1):
+            shutil.rmtree(work)
+            shutil.copytree(exports[fmt], work)
+            assert _killed_at(step, args) == step
+            raw_pending += any(p.name.endswith(atomic.COMMIT_SUFFIX) for p in work.iterdir())
+            results[_classify(work, artifact, old, new)] += 1
+            points += 1
+    print(f"\n{points} kill points: {results['old']} old, {results['new']} new, {results['mixed']} mixed "
+          f"({raw_pending} left a commit record, completed by the next run)")
+    assert points >= 50 and results["mixed"] == 0
+    assert results["old"] > 0 and results["new"] > 0
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_old_or_new(exports: dict[str, Path], tmp_path: Path) -> None:
+    old = _digests(exports["onnx"])
+    work = tmp_path / "w"
+    cmd = [sys.executable, "-m", "edgesr.cli.main", *EXPORT, "--format", "onnx", "--io", "float255", "--force",
+           "-o", str(work)]
+    env = {**os.environ, "EDGESR_OFFLINE": "1"}
+    shutil.copytree(exports["onnx"], work)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    duration = time.perf_counter() - start
+    new = _digests(work)
+    rng = random.Random(0)
+    results = {"old": 0, "new": 0, "mixed": 0}
+    for _ in range(12):
+        shutil.rmtree(work)
+        shutil.copytree(exports["onnx"], work)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(duration * rng.uniform(0.5, 1.05))  # the write is at the end of the run
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        results[_classify(work, "m.onnx", old, new)] += 1
+    print(f"\n12 SIGKILLs at random moments of a {duration:.1f} s export: {results}")
+    assert results["mixed"] == 0
+
+
+def test_hand_made_mismatched_pair_is_refused(exports: dict[str, Path], tmp_path: Path) -> None:
+    """The new sidecar beside the old model file (what the nested renames used to leave): refused by the CLI."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(exports["onnx"], folder)
+    side = Sidecar.for_artifact(folder / "m.onnx")
+    other = folder / "other.onnx"
+    other.write_bytes((folder / "m.onnx").read_bytes() + b"\0")  # any other model file
+    shutil.copy(other, folder / "m.onnx")
+    assert side is not None and sidecar_path_for(folder / "m.onnx").is_file()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "in.png")
+    res = subprocess.run([sys.executable, "-m", "edgesr.cli.main", "upscale", "--artifact", str(folder / "m.onnx"),
+                          str(tmp_path / "in.png"), str(tmp_path / "out.png")], capture_output=True, text=True,
+                         env={**os.environ, "EDGESR_OFFLINE": "1"}, timeout=600)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert str(folder / "m.onnx") in res.stderr and str(sidecar_path_for(folder / "m.onnx")) in res.stderr
+    assert not (tmp_path / "out.png").exists()

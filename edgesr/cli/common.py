@@ -18,6 +18,30 @@ weights_option = click.option("--weights", "-w", default=None, metavar="FILE|NAM
 force_option = click.option("--force", "-f", is_flag=True, help="Overwrite existing outputs.")
 
 
+class SectionOption(click.Option):
+    """An option listed under its own heading in --help (`section`, e.g. "TensorRT (--format trt)")."""
+
+    def __init__(self, *args, section: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.section = section
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists options under headings: plain ones under "Options", `SectionOption`s under
+    their section, in order of first appearance."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(getattr(param, "section", None) or "Options", []).append(record)
+        for title, rows in sections.items():
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
 model_argument = click.argument("model_name", metavar="[MODEL]", required=False)
 
 

@@ -1,5 +1,8 @@
-"""`edgesr export`: a registered model to a deployable artifact (ONNX FP32/FP16, TensorRT engine) plus its JSON
-sidecar."""
+"""`edgesr export`: a registered model to a deployable artifact of any registered format plus its JSON sidecar.
+
+The command parses options and hands them to the format registry (`edgesr.export.formats`): the common ones
+become `ExportOptions`, the format-specific ones (INT8, TensorRT) the format's own config, by field name. No
+format is special-cased here."""
 from __future__ import annotations
 
 import re
@@ -7,11 +10,17 @@ from pathlib import Path
 
 import click
 
-from edgesr.cli.common import (describe_model, force_option, identify_model, load_model, model_argument,
-                               scale_option, weights_option)
+from edgesr.cli.common import (SectionedCommand, SectionOption, describe_model, force_option, identify_model,
+                               load_model, model_argument, scale_option, weights_option)
 from edgesr.export.formats import list_formats
 
-FORMAT_CHOICES = list_formats() + [f for f in ("trt",) if f not in list_formats()]
+FORMAT_CHOICES = list_formats()
+INT8 = "INT8 (--int8; onnx, ort, trt)"
+TRT = "TensorRT (--format trt)"
+# the format-specific options: field of a format's config class -> its flag
+FORMAT_FLAGS = {"int8": "--int8", "calib_images": "--calib-images", "calib_count": "--calib-count",
+                "workspace": "--workspace", "timing_cache": "--timing-cache", "opt_level": "--opt-level",
+                "hardware_compat": "--hardware-compat", "weakly_typed": "--weakly-typed"}
 
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX*,]\s*(\d+)\s*$")
 
@@ -32,7 +41,7 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
     return _parse_shape(value, f"--{param.name.replace('_', '-')}")
 
 
-@click.command("export")
+@click.command("export", cls=SectionedCommand)
 @model_argument
 @scale_option
 @weights_option
@@ -42,7 +51,7 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="onnx", show_default=True,
               help="Artifact format: onnx; ort (ONNX Runtime mobile .ort + required_operators.config); "
                    "onnx-int8 / ort-int8 (= --int8); trt (ONNX, then a TensorRT engine; needs an NVIDIA GPU and "
-                   "edgesr[tensorrt]); others as installed.")
+                   "edgesr[tensorrt]); ncnn; executorch.")
 @click.option("--fp16", is_flag=True, help="FP16 arithmetic (float32 I/O with Casts at the boundaries). "
                                            "For GPU/TensorRT/mobile: ONNX Runtime CPU runs it slower than FP32.")
 @click.option("--fp16-io", is_flag=True, help="FP16 arithmetic and float16 input/output (implies --fp16).")
@@ -63,35 +72,40 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @click.option("--parity-size", "parity_sizes", multiple=True, callback=_shape_option, metavar="HxW",
               help="Input size(s) the export is verified on (repeatable; default 64x64, 127x93, 339x510).")
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-              help="Folder for <name>.onnx and <name>.json.")
-@click.option("--name", default=None, help="Artifact name (default e.g. rlfn_x4, rlfn_x4_fp16).")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="ONNX Runtime threads for the parity check.")
-@click.option("--workspace", type=int, default=None, metavar="MB", help="trt: builder workspace limit (default 2048).")
-@click.option("--timing-cache", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="trt: timing cache, reused if it exists and saved after the build.")
-@click.option("--opt-level", type=int, default=None, metavar="N", help="trt: builder optimization level 0..5.")
-@click.option("--hardware-compat", is_flag=True, help="trt: one engine for all Ampere+ GPUs (slower).")
-@click.option("--int8", is_flag=True, help="INT8: static QDQ quantization calibrated on --calib-images, sensitive layers "
-                                           "kept in float (onnx/ort: <name>_int8; trt: INT8 engine from a symmetric "
-                                           "Q/DQ ONNX).")
-@click.option("--calib-images", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="--int8: LR images to calibrate on (onnx/ort default: shared/datasets/DIV2K_test_LR_x4).")
-@click.option("--calib-count", type=click.IntRange(min=1), default=None, metavar="N",
-              help="--int8 (onnx/ort): number of calibration crops (default 32).")
-@click.option("--weakly-typed", is_flag=True,
-              help="trt --fp16 on TensorRT 10.x: FP32 ONNX + the deprecated FP16 builder flag instead of an FP16 ONNX.")
+              help="Folder for the artifact and its sidecar (<artifact file>.json).")
+@click.option("--name", default=None, help="Artifact name (default e.g. rlfn_x4, rlfn_x4_fp16, rlfn_x4_int8, "
+                                           "rlfn_x4_fp16_trt).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads for the parity check (ONNX Runtime, ncnn, XNNPACK).")
 @force_option
+@click.option("--int8", is_flag=True, cls=SectionOption, section=INT8,
+              help="Static QDQ quantization calibrated on --calib-images, sensitive layers kept in float "
+                   "(onnx/ort: <name>_int8; trt: INT8 engine from a symmetric Q/DQ ONNX).")
+@click.option("--calib-images", type=click.Path(path_type=Path), default=None, metavar="DIR", cls=SectionOption,
+              section=INT8, help="LR images to calibrate on (onnx/ort default: shared/datasets/DIV2K_test_LR_x4).")
+@click.option("--calib-count", type=click.IntRange(min=1), default=None, metavar="N", cls=SectionOption,
+              section=INT8, help="onnx/ort: number of calibration crops (default 32).")
+@click.option("--workspace", type=int, default=None, metavar="MB", cls=SectionOption, section=TRT,
+              help="Builder workspace limit (default 2048).")
+@click.option("--timing-cache", type=click.Path(path_type=Path), default=None, metavar="FILE", cls=SectionOption,
+              section=TRT, help="Timing cache, reused if it exists and saved after the build.")
+@click.option("--opt-level", type=int, default=None, metavar="N", cls=SectionOption, section=TRT,
+              help="Builder optimization level 0..5.")
+@click.option("--hardware-compat", is_flag=True, cls=SectionOption, section=TRT,
+              help="One engine for all Ampere+ GPUs (slower).")
+@click.option("--weakly-typed", is_flag=True, cls=SectionOption, section=TRT,
+              help="With --fp16 on TensorRT 10.x: FP32 ONNX + the deprecated FP16 builder flag instead of an "
+                   "FP16 ONNX.")
 def command(model_name: str | None, scale: int | None, weights: str | None, random_init: bool, pruned: Path | None,
-            fmt: str, fp16: bool,
-            fp16_io: bool, io: str, reparam: bool | None, opset: int, exporter: str, min_shape, opt_shape,
-            max_shape, parity_sizes, output_dir: Path, name: str | None, threads: int, workspace: int | None,
-            timing_cache: Path | None, opt_level: int | None, hardware_compat: bool, int8: bool,
-            calib_images: Path | None, calib_count: int | None, weakly_typed: bool, force: bool) -> None:
-    """Export MODEL (or, without MODEL, the model detected from --weights FILE) to DIR/<name>.onnx with its
-    sidecar DIR/<name>.json, verified against PyTorch (--format trt: then build DIR/<name>_trt.engine with its
-    sidecar)."""
+            fmt: str, fp16: bool, fp16_io: bool, io: str, reparam: bool | None, opset: int, exporter: str, min_shape,
+            opt_shape, max_shape, parity_sizes, output_dir: Path, name: str | None, threads: int, force: bool,
+            **format_values) -> None:
+    """Export MODEL (or, without MODEL, the model detected from --weights FILE) to DIR/<name>.<format suffix>
+    with its sidecar DIR/<name>.<suffix>.json, verified against PyTorch (--format trt: the verified ONNX, then
+    DIR/<name>_trt.engine)."""
     from edgesr.errors import ExportError, UserInputError
-    from edgesr.export import ExportOptions, default_artifact_name, export_onnx
+    from edgesr.export import ExportOptions, default_artifact_name
+    from edgesr.export.formats import export_artifact, make_format_config, resolve_format
     from edgesr.export.verify import DEFAULT_PARITY_SIZES
     from edgesr.utils.atomic import check_writable
 
@@ -101,40 +115,25 @@ def command(model_name: str | None, scale: int | None, weights: str | None, rand
         raise UserInputError("--pruned takes the weights from its folder: drop --weights / --random-init.")
     identity = identify_model(model_name, scale, weights)
     model_id, resolved_scale = identity.model, identity.scale
-    trt_request = None
-    if fmt == "trt":  # TensorRT and a GPU are checked before any export work
-        from edgesr.export.tensorrt.pipeline import trt_request_from_cli
-
-        trt_request = trt_request_from_cli(fp16=fp16 or fp16_io, fp16_io=fp16_io, int8=int8, calib_images=calib_images,
-                                           workspace=workspace, timing_cache=timing_cache, opt_level=opt_level,
-                                           hardware_compat=hardware_compat, weakly_typed=weakly_typed, name=name)
-        fp16 = fp16 and not weakly_typed
-    elif workspace or timing_cache or opt_level is not None or hardware_compat or weakly_typed:
-        raise UserInputError("--workspace/--timing-cache/--opt-level/--hardware-compat/--weakly-typed apply to "
-                             "--format trt only.")
-    fmt_info = None
-    if trt_request is None:
-        from edgesr.export.formats import resolve_format
-
-        fmt_info = resolve_format(fmt, int8)
-        if (calib_images is not None or calib_count is not None) and not fmt_info.name.endswith("-int8"):
-            raise UserInputError("--calib-images/--calib-count apply to INT8 exports: add --int8.")
-    elif calib_count is not None:
-        raise UserInputError("--calib-count applies to --format onnx/ort with --int8.")
-    half = fp16 or fp16_io
-    name = name or (default_artifact_name(model_id, resolved_scale, half, io, fp16_io)
-                    + ("_pruned" if pruned is not None else "")
-                    + ("_int8" if fmt_info is not None and fmt_info.name.endswith("-int8") else ""))
+    info = resolve_format(fmt, format_values["int8"])
+    config = make_format_config(info, format_values, FORMAT_FLAGS)
+    options = ExportOptions(
+        opset=opset, exporter=exporter, io=io, fp16=fp16 or fp16_io, fp16_io=fp16_io, reparam=reparam,
+        min_shape=min_shape, opt_shape=opt_shape, max_shape=max_shape,
+        parity_sizes=tuple(parity_sizes) or DEFAULT_PARITY_SIZES, threads=threads, force=force,
+    )
+    info.check_options(options)
+    if config is not None and hasattr(config, "prepare"):  # the format's own checks (e.g. TensorRT and a GPU)
+        options = config.prepare(options)
+    name = name or (default_artifact_name(model_id, resolved_scale, options.half, io, options.fp16_io)
+                    + ("_pruned" if pruned is not None else "") + getattr(config, "name_suffix", ""))
     if not name or Path(name).name != name or name.startswith("."):
         raise UserInputError(f"--name must be a plain file name without folders, got {name!r}.")
-    for suffix in (fmt_info.suffixes if fmt_info is not None else (".onnx",)):
+    for suffix in info.suffixes:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    path = output_dir / f"{name}.onnx"
-    # refuse existing outputs / unwritable folders before loading weights or exporting anything
-    if fmt_info is not None:
-        for out in fmt_info.outputs(output_dir, name):
-            check_writable(out, force)
+    for out in info.outputs(output_dir, name):  # refuse existing outputs before loading weights or exporting
+        check_writable(out, force)
 
     if pruned is not None:
         from edgesr.prune import load_pruned
@@ -148,23 +147,8 @@ def command(model_name: str | None, scale: int | None, weights: str | None, rand
     else:
         model = load_model(model_name, scale, weights, random_init=random_init)
         click.echo(describe_model(model))
-    options = ExportOptions(
-        opset=opset, exporter=exporter, io=io, fp16=half, fp16_io=fp16_io, reparam=reparam,
-        min_shape=min_shape, opt_shape=opt_shape, max_shape=max_shape,
-        parity_sizes=tuple(parity_sizes) or DEFAULT_PARITY_SIZES, threads=threads, force=force,
-    )
     try:
-        if trt_request is not None:
-            from edgesr.export.tensorrt.pipeline import export_engine
-
-            result = export_engine(model, output_dir, options, trt_request, force=force)
-        elif fmt_info is not None and fmt_info.name != "onnx":
-            from edgesr.export.formats import export_artifact
-
-            kw = {"calib_images": calib_images, "calib_count": calib_count} if fmt_info.name.endswith("-int8") else {}
-            result = export_artifact(model, output_dir, name, fmt_info.name, options, **kw)
-        else:
-            result = export_onnx(model, path, options)
+        result = export_artifact(model, output_dir, name, info.name, options, config=config)
     except ExportError as exc:  # not the user's typo, but not an edgesr bug either: no traceback
         raise click.ClickException(f"export failed: {exc}") from exc
     for line in result.summary():

@@ -2,12 +2,18 @@
 
 A format is added in one place: a `register_format(...)` line below naming its converter as
 ``"module:function"`` (imported only when that format is exported, so a missing ncnn/ExecuTorch/TensorRT
-never breaks ``edgesr export --help``), the suffixes of the files it writes (the artifact's first) and
-whether it has an INT8 variant. A converter is called as::
+never breaks ``edgesr export --help``), the suffixes of the files it writes (the artifact's first), whether it
+has an INT8 variant, and its typed options (``config``: ``"module:Class"`` of a dataclass; None when it has
+none). A converter is called as::
 
-    converter(model, path, options, **kw) -> result with .summary() -> list[str] and .path
+    converter(model, path, options, config=None, **kw) -> result with .summary() -> list[str] and .path
 
-where ``path`` is ``out_dir / (name + suffixes[0])`` and ``options`` an `edgesr.export.ExportOptions`.
+where ``path`` is ``out_dir / (name + suffixes[0])``, ``options`` the common `edgesr.export.ExportOptions`
+and ``config`` an instance of the format's options class. A config class may define ``prepare(options) ->
+ExportOptions`` (validate its fields against the common options, check its runtime is usable, adjust the
+common options; called before any work) and ``name_suffix`` (appended to the default artifact name).
+`edgesr export` builds the config from its command-line options by field name (`make_format_config`): a
+format's options need no code in the CLI.
 
 Formats registered here: ``onnx`` (`export_onnx`), ``ort`` (ONNX Runtime mobile `.ort`,
 `edgesr.export.ort_mobile.export_ort`), ``onnx-int8`` and ``ort-int8`` (static QDQ INT8 calibrated on real
@@ -18,9 +24,9 @@ from __future__ import annotations
 
 import importlib
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from edgesr.errors import UserInputError, suggest
 
@@ -42,6 +48,7 @@ class FormatInfo:
     description: str
     int8_variant: str | None = None
     accepts_fp16: bool = True
+    config: str | None = None
 
     @property
     def suffix(self) -> str:
@@ -55,8 +62,25 @@ class FormatInfo:
         return files + [sidecar_path_for(files[0])]
 
     def load_converter(self) -> Callable[..., Any]:
-        module, _, attr = self.converter.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _load(self.converter)
+
+    def check_options(self, options: "ExportOptions") -> None:
+        """Refuse common options this format does not take."""
+        if options.half and not self.accepts_fp16:
+            raise UserInputError(f"the {self.name} format does not take --fp16/--fp16-io.")
+
+    def config_class(self) -> type | None:
+        """The dataclass of this format's own options (None: it has none)."""
+        return _load(self.config) if self.config else None
+
+    def config_fields(self) -> tuple[str, ...]:
+        cls = self.config_class()
+        return tuple(f.name for f in fields(cls)) if cls is not None else ()
+
+
+def _load(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 _FORMATS: dict[str, FormatInfo] = {}
@@ -83,37 +107,82 @@ def get_format(name: str) -> FormatInfo:
 
 
 def resolve_format(name: str, int8: bool = False) -> FormatInfo:
-    """The format to export for ``--format name`` (with ``--int8``: its INT8 variant)."""
+    """The format to export for ``--format name`` (with ``--int8``: its INT8 variant, or the format itself when
+    INT8 is one of its own options, as for trt)."""
     info = get_format(name)
-    if not int8 or info.name.endswith("-int8"):
+    if not int8 or info.name.endswith("-int8") or "int8" in info.config_fields():
         return info
     if info.int8_variant is None:
-        with_int8 = [f.name for f in _FORMATS.values() if f.int8_variant]
+        with_int8 = [f.name for f in _FORMATS.values() if f.int8_variant or "int8" in f.config_fields()]
         raise UserInputError(f"--int8 is not available for the {info.name} format; formats with an INT8 path: "
                              f"{', '.join(with_int8)}.")
     return get_format(info.int8_variant)
 
 
+def make_format_config(info: FormatInfo, values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> Any:
+    """`info`'s options (an instance of its config class) from `values` ({field: value}, e.g. the command line's).
+
+    A value that is set (not None / False) for a field the format does not have is a UserInputError naming the
+    option (`flags`: {field: "--flag"}) and the formats that take it. Returns None for a format without options.
+    """
+    flags = flags or {}
+    own = set(info.config_fields())
+    for key, value in values.items():
+        if key in own or value is None or value is False or key == "int8":
+            continue
+        flag = flags.get(key, key)
+        takers = [f.name for f in _FORMATS.values() if key in f.config_fields()]
+        variant = get_format(info.int8_variant) if info.int8_variant else None
+        if variant is not None and key in variant.config_fields():
+            raise UserInputError(f"{flag} applies to INT8 exports: add --int8.")
+        raise UserInputError(f"{flag} applies to --format {takers[0]} only." if len(takers) == 1 else
+                             f"{flag} applies to --format {', '.join(takers)}.")
+    cls = info.config_class()
+    return cls(**{k: v for k, v in values.items() if k in own}) if cls is not None else None
+
+
 def export_artifact(model: "nn.Module", out_dir: str | Path, name: str, fmt: str, options: "ExportOptions",
-                    **kw: Any) -> Any:
+                    config: Any = None, **kw: Any) -> Any:
     """Export `model` as `fmt` to ``out_dir/<name><suffix>`` (+ the format's other files and sidecar).
 
-    `options` are the common `ExportOptions`; `kw` go to the format's converter (e.g. ``calib_images`` for
-    the INT8 formats). Returns the converter's result (``.summary()`` lists what was written and measured).
+    `options` are the common `ExportOptions`, `config` the format's own (its config class; see
+    `make_format_config`); `kw` go to the format's converter too (e.g. ``calib_images`` for the INT8 formats).
+    Returns the converter's result (``.summary()`` lists what was written and measured).
     """
     info = get_format(fmt)
-    if options.half and not info.accepts_fp16:
-        raise UserInputError(f"the {info.name} format does not take --fp16/--fp16-io.")
+    info.check_options(options)
     if not name or Path(name).name != name or name.startswith("."):
         raise UserInputError(f"the artifact name must be a plain file name without folders, got {name!r}.")
     for suffix in info.suffixes:  # "rlfn_x4.ort" -> "rlfn_x4"
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     path = Path(out_dir) / f"{name}{info.suffix}"
+    if config is not None:
+        kw["config"] = config
     return info.load_converter()(model, path, options, **kw)
 
 
 # ---- converters of the INT8 formats -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Int8Config:
+    """Options of the INT8 formats (onnx-int8, ort-int8): the LR images to calibrate on (default:
+    shared/datasets/DIV2K_test_LR_x4) and how many crops of them (default 32)."""
+
+    calib_images: Path | None = None
+    calib_count: int | None = None
+
+    name_suffix = "_int8"
+
+    def prepare(self, options: "ExportOptions") -> "ExportOptions":
+        if self.calib_count is not None and self.calib_count < 1:
+            raise UserInputError(f"--calib-count must be >= 1, got {self.calib_count}.")
+        _quantize_kwargs({"calib_images": self.calib_images}, options)  # a missing/empty folder fails now
+        return options
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"calib_images": self.calib_images, "calib_count": self.calib_count}
 
 
 @dataclass
@@ -149,7 +218,8 @@ def _quantize_kwargs(kw: dict[str, Any], options: "ExportOptions") -> tuple[Path
     return Path(calib), kw
 
 
-def export_onnx_int8(model: "nn.Module", path: str | Path, options: "ExportOptions", **kw: Any) -> Int8ExportResult:
+def export_onnx_int8(model: "nn.Module", path: str | Path, options: "ExportOptions", config: Int8Config | None = None,
+                     **kw: Any) -> Int8ExportResult:
     """FP32 ONNX export (in a temporary folder), then `quantize_onnx` to `path` with its sidecar."""
     from edgesr.export.onnx_export import export_onnx
     from edgesr.export.quantize import quantize_onnx
@@ -158,7 +228,7 @@ def export_onnx_int8(model: "nn.Module", path: str | Path, options: "ExportOptio
     path = Path(path)
     if options.half:
         raise UserInputError("INT8 and FP16 exclude each other: INT8 is quantized from the FP32 export. Drop --fp16.")
-    calib, qkw = _quantize_kwargs(kw, options)
+    calib, qkw = _quantize_kwargs({**(config.kwargs() if config else {}), **kw}, options)
     for out in get_format("onnx-int8").outputs(path.parent, path.stem):
         check_writable(out, options.force)
     with tempfile.TemporaryDirectory(prefix="edgesr-int8-export-") as tmp:
@@ -169,10 +239,12 @@ def export_onnx_int8(model: "nn.Module", path: str | Path, options: "ExportOptio
     return Int8ExportResult(path=path, onnx_summary=lines, quantize=q)
 
 
-def export_ort_int8(model: "nn.Module", path: str | Path, options: "ExportOptions", **kw: Any) -> Any:
+def export_ort_int8(model: "nn.Module", path: str | Path, options: "ExportOptions", config: Int8Config | None = None,
+                    **kw: Any) -> Any:
     """`export_ort` with INT8 quantization (``.ort`` of the QDQ graph)."""
     from edgesr.export.ort_mobile import export_ort
 
+    kw = {**(config.kwargs() if config else {}), **kw}
     ort_kw = {k: kw.pop(k) for k in ("optimization_style", "target_platform") if k in kw}
     calib, qkw = _quantize_kwargs(kw, options)
     return export_ort(model, path, options, quantize={"calib_images": calib, **qkw}, **ort_kw)
@@ -185,11 +257,14 @@ register_format(FormatInfo("ort", "edgesr.export.ort_mobile:export_ort",
                            (".ort", ".required_operators.config"),
                            "ONNX Runtime mobile format + reduced-operator config + sidecar", int8_variant="ort-int8"))
 register_format(FormatInfo("onnx-int8", "edgesr.export.formats:export_onnx_int8", (".onnx",),
-                           "ONNX QDQ INT8 (static, calibrated on real images) + sidecar", accepts_fp16=False))
+                           "ONNX QDQ INT8 (static, calibrated on real images) + sidecar", accepts_fp16=False,
+                           config="edgesr.export.formats:Int8Config"))
 register_format(FormatInfo("ort-int8", "edgesr.export.formats:export_ort_int8",
                            (".ort", ".required_operators.config"),
-                           "ONNX Runtime mobile format of the QDQ INT8 graph", accepts_fp16=False))
+                           "ONNX Runtime mobile format of the QDQ INT8 graph", accepts_fp16=False,
+                           config="edgesr.export.formats:Int8Config"))
 register_format(FormatInfo("trt", "edgesr.export.tensorrt.pipeline:export_trt", (".engine",),
-                           "TensorRT engine (NVIDIA GPU + edgesr[tensorrt]) built from the ONNX export, + sidecar"))
+                           "TensorRT engine (NVIDIA GPU + edgesr[tensorrt]) built from the ONNX export, + sidecar",
+                           config="edgesr.export.tensorrt.pipeline:TrtConfig"))
 register_format(FormatInfo("ncnn", "edgesr.export.ncnn:export_ncnn", (".param", ".bin"), "ncnn param/bin via pnnx (edgesr[mobile]) + sidecar, verified in ncnn"))  # noqa: E501
 register_format(FormatInfo("executorch", "edgesr.export.executorch:export_executorch", (".pte",), "ExecuTorch .pte, XNNPACK (edgesr[executorch]) + sidecar", accepts_fp16=False))  # noqa: E501

@@ -72,7 +72,7 @@ def test_ort_fp32_files_sidecar_and_parity(small_rlfn, datasets_dir: Path, tmp_p
 
 def test_ort_fp16(small_rlfn, tmp_path: Path) -> None:
     res = export_ort(small_rlfn, tmp_path / "small_fp16.ort", ExportOptions(fp16=True, **OPTS))
-    side = res.sidecar
+    side = res.sidecar.to_dict()
     assert side["export"]["precision"] == "fp16" and side["ort"]["source_onnx"]["precision"] == "fp16"
     assert 45.0 <= side["parity"]["fp16_min_psnr_db"] < 120.0  # float16 weights: close, not identical
     assert all(e["fp16_psnr_db"] >= 45.0 for e in side["parity"]["entries"])
@@ -84,16 +84,16 @@ def test_official_rlfn_x4_ort(datasets_dir: Path, tmp_path: Path) -> None:
 
     model = create_model("rlfn_x4")
     res = export_ort(model, tmp_path / "rlfn_x4.ort", ExportOptions(parity_sizes=((24, 24),), exporter="torchscript"))
-    entry = res.sidecar["parity"]["entries"][0]
+    entry = res.sidecar.to_dict()["parity"]["entries"][0]
     assert entry["max_abs_diff"] <= 1e-2 and entry["psnr_db"] > 80
-    assert res.sidecar["halo"] == 32 and res.sidecar["min_size"] == 15
+    assert res.sidecar.halo == 32 and res.sidecar.min_size == 15
 
 
 def test_ort_int8(small_rlfn, datasets_dir: Path, tmp_path: Path) -> None:
     res = export_ort(small_rlfn, tmp_path / "small_int8.ort", ExportOptions(**OPTS),
                      quantize={"calib_images": datasets_dir / "DIV2K_test_LR_x4", "calib_count": 4, "calib_size": 32,
                                "holdout_count": 2, "holdout_size": 32})
-    side = res.sidecar
+    side = res.sidecar.to_dict()
     assert side["export"]["precision"] == "int8" and side["quantization"]["target"] == "ort-cpu"
     ops = {op for names in side["ort"]["required_ops"].values() for op in names}
     assert "QLinearConv" in ops  # the QDQ groups were fused at conversion (Fixed style)

@@ -2,10 +2,11 @@
 
 Two ways of killing it:
 
-* fault injection at every step of the write: a real `edgesr export --force` runs in a forked child whose
-  process ends (`os._exit`, no cleanup, like SIGKILL) just before its k-th file-system call of the final
-  write (open, write - half the bytes written -, fsync, close, rename, unlink), for every k, for a one-file
-  (ONNX) and a two-file (ORT format + operator config) artifact;
+* fault injection at every step of the write: `edgesr export --force` runs in the test process; when it reaches
+  its final write, the process is forked once per step and each child ends (`os._exit`, no cleanup, like
+  SIGKILL) just before its k-th file-system call of that write (open, write - half the bytes written -, fsync,
+  close, rename, unlink), for every k, for a one-file (ONNX) and a two-file (ORT format + operator config)
+  artifact;
 * SIGKILL at random moments of an `edgesr export --force` subprocess (slow: a whole export per kill).
 
 After each kill the folder is read the way the next edgesr run reads it (the runner's sidecar lookup, which
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from edgesr.artifacts import Sidecar, sidecar_path_for
+from edgesr.artifacts import Sidecar, sidecar_path_for, store
 from edgesr.errors import ArtifactMismatchError
 from edgesr.utils import atomic
 
@@ -62,9 +63,10 @@ def _classify(folder: Path, artifact: str, old: dict[str, str], new: dict[str, s
     return "old" if now == old else "new" if now == new else "mixed"
 
 
-def _killed_at(step: int, args: list[str]) -> int:
-    """Fork; the child runs `edgesr ARGS` and dies before its `step`-th file-system call of the final write.
-    Returns the number of calls the child made (== step when it was killed)."""
+def _commit_killed_at(step: int, files: dict, force: bool) -> int:
+    """Fork; the child runs the export's final write (`commit_files`) and dies (`os._exit`, no cleanup) before
+    its `step`-th file-system call; a torn write puts half its bytes in the file first. Returns the number of
+    calls the child made (== step when it was killed)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -76,29 +78,20 @@ def _killed_at(step: int, args: list[str]) -> int:
             def call(*a, **k):
                 count[0] += 1
                 if count[0] == step:
-                    if name == "write":  # a torn write: half the bytes reach the file
+                    if name == "write":
                         real["write"](a[0], bytes(a[1])[: len(a[1]) // 2])
                     real["write"](write_fd, str(count[0]).encode())
                     os._exit(137)
                 return real[name](*a, **k)
             return call
 
-        real_commit = atomic.commit_files
-
-        def commit(*a, **k):  # count only the final write, not the export's scratch files
+        try:
             for name in _STEPS:
                 setattr(os, name, hooked(name))
-            try:
-                return real_commit(*a, **k)
-            finally:
-                for name in _STEPS:
-                    setattr(os, name, real[name])
-
-        try:
-            atomic.commit_files = commit
-            atomic._cleaned.clear()
-            _cli(*args)
-            real["write"](write_fd, str(count[0]).encode())
+            _REAL_COMMIT(files, force=force)
+            for name in _STEPS:
+                setattr(os, name, real[name])
+            os.write(write_fd, str(count[0]).encode())
             os._exit(0)
         except BaseException:  # noqa: BLE001
             os._exit(3)
@@ -107,8 +100,16 @@ def _killed_at(step: int, args: list[str]) -> int:
     calls = int(os.read(read_fd, 64) or b"0")
     os.close(read_fd)
     code = os.waitstatus_to_exitcode(status)
-    assert code in (0, 137), f"the export child failed (exit {code})"
+    assert code in (0, 137), f"the writing child failed (exit {code})"
     return calls
+
+
+_REAL_COMMIT = atomic.commit_files
+
+
+def _restore(folder: Path, old: Path) -> None:
+    shutil.rmtree(folder)
+    shutil.copytree(old, folder)
 
 
 @pytest.fixture(scope="module")
@@ -123,28 +124,39 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_kill_at_every_step_of_the_write_leaves_old_or_new(exports: dict[str, Path], tmp_path: Path) -> None:
+def test_kill_at_every_step_of_the_write_leaves_old_or_new(exports: dict[str, Path], tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """`edgesr export --force` runs in this process; when it reaches its final write, the process is forked once
+    per kill point and each child dies at that point of the write; the folder is then read back."""
     results: dict[str, int] = {"old": 0, "new": 0, "mixed": 0}
-    raw_pending = points = 0
+    counts = {"points": 0, "records": 0}
     for fmt, artifact in (("onnx", "m.onnx"), ("ort", "m.ort")):
         old = _digests(exports[fmt])
         work = tmp_path / fmt
-        args = [*EXPORT, "--format", fmt, "--io", "float255", "--force", "-o", str(work)]
         shutil.copytree(exports[fmt], work)
-        total = _killed_at(10 ** 9, args)  # a complete run: how many calls the final write makes
-        new = _digests(work)
-        assert set(new) == set(old) and all(new[k] != old[k] for k in new)
-        assert _classify(work, artifact, old, new) == "new"
-        for step in range(1, total + 1):
-            shutil.rmtree(work)
-            shutil.copytree(exports[fmt], work)
-            assert _killed_at(step, args) == step
-            raw_pending += any(p.name.endswith(atomic.COMMIT_SUFFIX) for p in work.iterdir())
-            results[_classify(work, artifact, old, new)] += 1
-            points += 1
-    print(f"\n{points} kill points: {results['old']} old, {results['new']} new, {results['mixed']} mixed "
-          f"({raw_pending} left a commit record, completed by the next run)")
-    assert points >= 50 and results["mixed"] == 0
+
+        def kill_everywhere(files, *, force=False, work=work, fmt=fmt, artifact=artifact, old=old):
+            if Path(next(iter(files))).parent != work:
+                return _REAL_COMMIT(files, force=force)  # a scratch file of the export, not the artifact
+            total = _commit_killed_at(10 ** 9, files, force)  # one complete write: how many calls it makes
+            new = _digests(work)
+            assert set(new) == set(old) and all(new[k] != old[k] for k in new), (new, old)
+            for step in range(1, total + 1):
+                _restore(work, exports[fmt])
+                assert _commit_killed_at(step, files, force) == step
+                counts["records"] += any(p.name.endswith(atomic.COMMIT_SUFFIX) for p in work.iterdir())
+                results[_classify(work, artifact, old, new)] += 1
+                counts["points"] += 1
+            _restore(work, exports[fmt])
+            return _REAL_COMMIT(files, force=force)
+
+        monkeypatch.setattr(store, "commit_files", kill_everywhere)  # the artifact's final write
+        _cli(*EXPORT, "--format", fmt, "--io", "float255", "--force", "-o", str(work))
+        monkeypatch.setattr(store, "commit_files", _REAL_COMMIT)
+        assert _classify(work, artifact, old, _digests(work)) != "old"
+    print(f"\n{counts['points']} kill points: {results['old']} old, {results['new']} new, {results['mixed']} mixed "
+          f"({counts['records']} left a commit record, completed by the next run)")
+    assert counts["points"] >= 50 and results["mixed"] == 0
     assert results["old"] > 0 and results["new"] > 0
 
 

@@ -73,7 +73,7 @@ def test_trt_options_are_validated_first(capsys, tmp_path, monkeypatch):
     code, _, err = _main(capsys, "export", "rlfn_x4", "--format", "trt", "--int8", "-o", str(tmp_path))
     assert code == 2 and "--int8 needs --calib-images DIR" in err
     code, _, err = _main(capsys, "export", "rlfn_x4", "--timing-cache", "x.cache", "-o", str(tmp_path))
-    assert code == 2 and "apply to --format trt only" in err
+    assert code == 2 and "--timing-cache applies to --format trt only" in err
     code, _, err = _main(capsys, "export", "rlfn_x4", "--format", "trt", "--opt-level", "9", "-o", str(tmp_path))
     assert code == 2 and "0 to 5" in err
     code, _, err = _main(capsys, "export", "rlfn_x4", "--format", "trt", "--weakly-typed", "-o", str(tmp_path))

@@ -55,36 +55,67 @@ class TrtExportResult:
         return self.lines + self.engine.summary()
 
 
-def trt_request_from_cli(*, fp16: bool, fp16_io: bool, int8: bool, calib_images: Path | None, workspace: int | None,
-                         timing_cache: Path | None, opt_level: int | None, hardware_compat: bool, weakly_typed: bool,
-                         name: str | None, trt: ModuleType | None = None) -> TrtExportOptions:
-    """Validate `edgesr export --format trt` options and check TensorRT + GPU (fail fast, before the export)."""
-    from edgesr.export.tensorrt.runtime import preflight
+@dataclass(frozen=True)
+class TrtConfig:
+    """The options of ``--format trt`` (`edgesr.export.formats` builds one from the command line by field name):
+    `int8` with `calib_images` (a Q/DQ INT8 engine), builder `workspace` (MB), `timing_cache` (file), `opt_level`
+    (0..5), `hardware_compat` (one engine for every Ampere+ GPU), `weakly_typed` (with --fp16 on TensorRT 10.x:
+    the FP32 ONNX and the deprecated FP16 builder flag)."""
 
-    if int8 and calib_images is None:
-        raise UserInputError("--int8 needs --calib-images DIR (real images to calibrate the INT8 ranges on).")
-    if calib_images is not None and not int8:
-        raise UserInputError("--calib-images is for --int8.")
-    if calib_images is not None and not Path(calib_images).is_dir():
-        raise UserInputError(f"--calib-images folder not found: {calib_images}")
-    if weakly_typed and (fp16_io or not fp16):
-        raise UserInputError("--weakly-typed goes with --fp16 (FP32 ONNX + the TensorRT 10.x FP16 builder flag); "
-                             "it cannot give FP16 I/O.")
-    build = TrtBuildOptions(fp16=fp16, int8=int8, strongly_typed=False if weakly_typed else None,
-                            workspace_mb=workspace if workspace is not None else TrtBuildOptions.workspace_mb,
-                            timing_cache=timing_cache, opt_level=opt_level, hardware_compat=hardware_compat)
-    build.validate()
-    preflight(trt, build.gpu_index)
-    return TrtExportOptions(build=build, int8_calib=calib_images, name=name)
+    int8: bool = False
+    calib_images: Path | None = None
+    workspace: int | None = None
+    timing_cache: Path | None = None
+    opt_level: int | None = None
+    hardware_compat: bool = False
+    weakly_typed: bool = False
+
+    @property
+    def name_suffix(self) -> str:
+        return "_int8_trt" if self.int8 else "_trt"
+
+    def build_options(self, options: Any) -> TrtBuildOptions:
+        """The builder options for the common export `options` (`ExportOptions`)."""
+        # --weakly-typed (checked by `prepare` to go with --fp16) exports FP32 and sets the FP16 builder flag
+        return TrtBuildOptions(fp16=bool(options.half or self.weakly_typed), int8=self.int8,
+                               strongly_typed=False if self.weakly_typed else None,
+                               workspace_mb=self.workspace if self.workspace is not None else
+                               TrtBuildOptions.workspace_mb, timing_cache=self.timing_cache,
+                               opt_level=self.opt_level, hardware_compat=self.hardware_compat)
+
+    def prepare(self, options: Any, trt: ModuleType | None = None) -> Any:
+        """Validate against the common `options`, check TensorRT and the GPU (fail fast, before the export);
+        returns the options the ONNX export runs with (FP32 for --weakly-typed)."""
+        from edgesr.export.tensorrt.runtime import preflight
+
+        if self.int8 and self.calib_images is None:
+            raise UserInputError("--int8 needs --calib-images DIR (real images to calibrate the INT8 ranges on).")
+        if self.calib_images is not None and not self.int8:
+            raise UserInputError("--calib-images is for --int8.")
+        if self.calib_images is not None and not Path(self.calib_images).is_dir():
+            raise UserInputError(f"--calib-images folder not found: {self.calib_images}")
+        if self.weakly_typed and (options.fp16_io or not options.half):
+            raise UserInputError("--weakly-typed goes with --fp16 (FP32 ONNX + the TensorRT 10.x FP16 builder flag); "
+                                 "it cannot give FP16 I/O.")
+        build = self.build_options(options)
+        build.validate()
+        preflight(trt, build.gpu_index)
+        return replace(options, fp16=False, fp16_io=False) if self.weakly_typed else options
 
 
-def export_trt(model: nn.Module, path: str | Path, options: Any, **kw: Any) -> TrtExportResult:
+def export_trt(model: nn.Module, path: str | Path, options: Any, config: TrtConfig | None = None,
+               **kw: Any) -> TrtExportResult:
     """The ``trt`` converter of `edgesr.export.formats`: engine at `path` (``<name>.engine``), built from the
-    ONNX export with `options` (`ExportOptions`). `kw`: `TrtBuildOptions` fields (workspace_mb, timing_cache,
+    ONNX export with `options` (`ExportOptions`) and `config` (`TrtConfig`, as `edgesr export` passes it; its
+    `prepare` must have run). Without `config`, `kw` are `TrtBuildOptions` fields (workspace_mb, timing_cache,
     opt_level, hardware_compat, int8, strongly_typed, ...), plus ``calib_images`` (with int8) and ``quantizer``."""
     path = Path(path)
     if path.suffix.lower() not in (".engine", ".plan"):
         raise UserInputError(f"the engine path must end in .engine or .plan, got {path}.")
+    if config is not None:
+        request = TrtExportOptions(build=config.build_options(options), int8_calib=config.calib_images,
+                                   name=path.stem, quantizer=kw.pop("quantizer", "auto"))
+        return export_engine(model, path.parent, options, request, force=options.force)
     kw = dict(kw)
     calib = kw.pop("calib_images", None)
     quantizer = kw.pop("quantizer", "auto")
@@ -102,7 +133,8 @@ def artifact_names(base: str, name: str | None, int8: bool) -> tuple[str, str]:
     if name:
         if name.endswith(".engine"):
             name = name[: -len(".engine")]
-        onnx_base = name[: -len("_trt")] if name.endswith("_trt") and len(name) > 4 else f"{name}_src"
+        tail = "_int8_trt" if int8 and name.endswith("_int8_trt") else "_trt"
+        onnx_base = name[: -len(tail)] if name.endswith(tail) and len(name) > len(tail) else f"{name}_src"
         return onnx_base, name
     return base, f"{base}{'_int8' if int8 else ''}_trt"
 

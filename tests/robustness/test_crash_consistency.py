@@ -205,3 +205,21 @@ def test_hand_made_mismatched_pair_is_refused(exports: dict[str, Path], tmp_path
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert str(folder / "m.onnx") in res.stderr and str(sidecar_path_for(folder / "m.onnx")) in res.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_next_write_removes_stale_temporaries_and_finishes_commits(tmp_path: Path) -> None:
+    """What a killed writer leaves (its temporaries; a commit record with renames still to do) is cleaned up by the
+    next write into the folder; a live writer's temporaries are left alone."""
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    stale = tmp_path / f".m.onnx.edgesr-{dead}-0123abcd.tmp"
+    stale.write_bytes(b"half a model")
+    live = tmp_path / f".m.onnx.edgesr-{os.getpid()}-0123abcd.tmp"
+    live.write_bytes(b"being written")
+    pending = tmp_path / f".n.onnx.edgesr-{dead}-89abcdef.tmp"
+    pending.write_bytes(b"new model")
+    (tmp_path / "n.onnx").write_bytes(b"old model")
+    record = atomic.commit_record_for(tmp_path / "n.onnx")
+    record.write_text(f'{{"pid": {dead}, "moves": [["{pending.name}", "n.onnx"]]}}')
+    atomic.write_text_atomic(tmp_path / "other.txt", "x")  # the next write into the folder
+    assert not stale.exists() and live.exists() and not record.exists() and not pending.exists()
+    assert (tmp_path / "n.onnx").read_bytes() == b"new model"

@@ -126,10 +126,12 @@ def artifact_info(sidecar: Sidecar | None, *, model_input_dtype: type | None = N
 def load_artifact_info(artifact: str | Path, *, model_input_dtype: type | None = None,
                        model_output_dtype: type | None = None, input_names: Sequence[str] | None = None,
                        fixed_hw: tuple[int | None, int | None] | None = None, use_sidecar: bool = True,
-                       verify_sha256: bool | None = None) -> ArtifactInfo:
-    """Read `artifact`'s sidecar (if any and `use_sidecar`; validated, files verified), cross-check it with what
-    the loaded artifact declares (`input_names`, dtypes, `fixed_hw`) and combine the two."""
-    sidecar = Sidecar.for_artifact(artifact, verify_sha256=verify_sha256) if use_sidecar else None
+                       verify_sha256: bool | None = None, sidecar: Sidecar | None = None) -> ArtifactInfo:
+    """Read `artifact`'s sidecar (if any and `use_sidecar`; validated, files verified; or take `sidecar`, read
+    before the artifact was loaded), cross-check it with what the loaded artifact declares (`input_names`,
+    dtypes, `fixed_hw`) and combine the two."""
+    if sidecar is None and use_sidecar:
+        sidecar = Sidecar.for_artifact(artifact, verify_sha256=verify_sha256)
     if sidecar is None:
         return artifact_info(None, model_input_dtype=model_input_dtype, model_output_dtype=model_output_dtype)
     path = sidecar.source_path

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesr.artifacts.sidecar import Sidecar
 from edgesr.errors import MissingDependencyError, UserInputError
 from edgesr.runtimes.base import BaseRunner, InputSpec
 from edgesr.runtimes.io_convention import edge_shape, fixed_hw, load_artifact_info, parse_dtype
@@ -84,6 +85,8 @@ class OnnxRuntimeRunner(BaseRunner):
         ort = self._ort
         if not self.path.is_file():
             raise UserInputError(f"model file not found: {self.path}")
+        # the sidecar first: a file of another export is refused before ONNX Runtime parses it
+        sidecar = Sidecar.for_artifact(self.path) if self.use_sidecar else None
         opts = ort.SessionOptions()
         opts.graph_optimization_level = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -110,7 +113,7 @@ class OnnxRuntimeRunner(BaseRunner):
                                            model_output_dtype=parse_dtype(self._output.type),
                                            input_names=[i.name for i in inputs],
                                            fixed_hw=fixed_hw(self._input.shape),
-                                           use_sidecar=self.use_sidecar)
+                                           use_sidecar=self.use_sidecar, sidecar=sidecar)
         self.io = self.artifact.io
         self.scale = self._scale_override or self.artifact.scale or self.scale
 

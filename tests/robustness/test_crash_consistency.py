@@ -56,7 +56,11 @@ def _classify(folder: Path, artifact: str, old: dict[str, str], new: dict[str, s
         Sidecar.for_artifact(folder / artifact)  # completes an interrupted commit, checks every file
     except ArtifactMismatchError:
         return "mixed"
-    atomic.clean_folder(folder, force=True)  # what the next write into the folder does first
+    started, atomic._RUN_STARTED = atomic._RUN_STARTED, time.time() + 1  # as a later run: the killed writer's
+    try:                                                                  # files are older than it
+        atomic.remove_stale_temps(folder)  # what the next write into the folder does first
+    finally:
+        atomic._RUN_STARTED = started
     leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
     assert not leftovers, f"stale files after the next run: {leftovers}"
     now = _digests(folder)
@@ -194,9 +198,11 @@ def test_hand_made_mismatched_pair_is_refused(exports: dict[str, Path], tmp_path
     folder = tmp_path / "mixed"
     shutil.copytree(exports["onnx"], folder)
     side = Sidecar.for_artifact(folder / "m.onnx")
-    other = folder / "other.onnx"
-    other.write_bytes((folder / "m.onnx").read_bytes() + b"\0")  # any other model file
-    shutil.copy(other, folder / "m.onnx")
+    import onnx
+
+    model = onnx.load(folder / "m.onnx")
+    model.doc_string = "another export"
+    onnx.save(model, folder / "m.onnx")  # a valid model file of another export beside this sidecar
     assert side is not None and sidecar_path_for(folder / "m.onnx").is_file()
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "in.png")
     res = subprocess.run([sys.executable, "-m", "edgesr.cli.main", "upscale", "--artifact", str(folder / "m.onnx"),
@@ -207,19 +213,14 @@ def test_hand_made_mismatched_pair_is_refused(exports: dict[str, Path], tmp_path
     assert not (tmp_path / "out.png").exists()
 
 
-def test_next_write_removes_stale_temporaries_and_finishes_commits(tmp_path: Path) -> None:
-    """What a killed writer leaves (its temporaries; a commit record with renames still to do) is cleaned up by the
-    next write into the folder; a live writer's temporaries are left alone."""
+def test_next_write_finishes_an_interrupted_commit(tmp_path: Path) -> None:
+    """A writer killed after its commit point left a commit record and renames still to do: the next write into
+    the folder finishes them (stale temporaries themselves: tests/robustness/test_leftovers.py)."""
     dead = 2 ** 22 + 12345  # above the default pid_max: no such process
-    stale = tmp_path / f".m.onnx.edgesr-{dead}-0123abcd.tmp"
-    stale.write_bytes(b"half a model")
-    live = tmp_path / f".m.onnx.edgesr-{os.getpid()}-0123abcd.tmp"
-    live.write_bytes(b"being written")
-    pending = tmp_path / f".n.onnx.edgesr-{dead}-89abcdef.tmp"
+    pending = tmp_path / f".n.onnx{atomic.TEMP_MARK}{dead}-89abcdef.tmp"
     pending.write_bytes(b"new model")
     (tmp_path / "n.onnx").write_bytes(b"old model")
     record = atomic.commit_record_for(tmp_path / "n.onnx")
     record.write_text(f'{{"pid": {dead}, "moves": [["{pending.name}", "n.onnx"]]}}')
     atomic.write_text_atomic(tmp_path / "other.txt", "x")  # the next write into the folder
-    assert not stale.exists() and live.exists() and not record.exists() and not pending.exists()
-    assert (tmp_path / "n.onnx").read_bytes() == b"new model"
+    assert not record.exists() and not pending.exists() and (tmp_path / "n.onnx").read_bytes() == b"new model"

@@ -1,11 +1,50 @@
-"""`edgesr upscale`: super-resolve one image file with a model, or with an exported artifact on any runtime."""
+"""`edgesr upscale`: super-resolve an image, a folder of images or a video, with a model or with an exported
+artifact on any runtime."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from edgesr.cli.common import describe_model, force_option, load_model, scale_option, weights_option
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts")
+
+
+@dataclass
+class Engine:
+    """The SR function and the tiling limits of a model or artifact."""
+
+    fn: object
+    scale: int
+    tile: int
+    halo: int
+    min_size: int
+    model: object = None  #: the torch module (None for an artifact)
+
+
+def _engine(args: tuple[str, ...], scale: int | None, weights: str | None, artifact: Path | None,
+            backend: str | None, tile: int, halo: int) -> Engine:
+    from edgesr.errors import UserInputError
+
+    if artifact is None:
+        from edgesr.inference import torch_sr_function
+
+        model = load_model(args[0] if len(args) == 3 else None, scale, weights)
+        click.echo(describe_model(model))
+        return Engine(torch_sr_function(model), model.scale, tile, halo, getattr(model, "min_input_size", 1), model)
+    if weights:
+        raise UserInputError("--weights applies to MODEL; an artifact carries its own.")
+    from edgesr.export.tensorrt.profiles import plan_runner_tiling
+    from edgesr.runtimes import create_runner
+
+    runner = create_runner(artifact, backend).activate()
+    plan, out_scale = plan_runner_tiling(runner, tile, halo, scale)
+    if plan.note:
+        click.echo(plan.note)
+    click.echo(f"{runner.name} ({runner.io.describe()}, x{out_scale})")
+    return Engine(plan.wrap(runner.as_sr_function(), out_scale), out_scale, plan.tile, plan.halo, plan.min_size)
 
 
 @click.command("upscale")
@@ -20,19 +59,37 @@ from edgesr.cli.common import describe_model, force_option, load_model, scale_op
               help="Tile size in LR pixels; 0 runs the whole image at once. With a TensorRT engine it is lowered so "
                    "that every tile (with its halo) fits the engine's profile.")
 @click.option("--halo", type=int, default=32, show_default=True, help="Context pixels around each tile.")
+@click.option("--blend", type=int, default=0, show_default=True, metavar="PX",
+              help="Feather tile seams over PX LR pixels (linear weights; needs halo >= PX/2). 0: hard crop.")
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips/rotations (x8 compute).")
+@click.option("--keep-16bit", is_flag=True, help="16-bit PNG inputs give 16-bit PNG outputs (default: 8-bit).")
+@click.option("--exif-orientation/--no-exif-orientation", default=True, show_default=True,
+              help="Rotate/flip photos as their EXIF Orientation tag says before upscaling.")
+@click.option("--max-megapixels", type=float, default=None, metavar="MP",
+              help="Refuse inputs larger than this (read from the header, before decoding). Default: what half "
+                   "of the machine's free memory can upscale.")
+@click.option("--recursive", "-r", is_flag=True, help="Folders: include subfolders (relative paths are kept).")
+@click.option("--glob", "pattern", default=None, metavar="PATTERN",
+              help="Folders: only files whose relative path matches PATTERN (e.g. '*.jpg', 'day1/*.png').")
+@click.option("--ext", "out_ext", default=None, metavar="EXT",
+              help="Folders: output format for every file (e.g. png); default: the input's own extension.")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Folders: process only shard K of N (file i of the sorted list goes to shard i %% N + 1), e.g. "
+                   "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")
 @force_option
 def command(args: tuple[str, ...], scale: int | None, weights: str | None, artifact: Path | None, backend: str | None,
-            tile: int, halo: int, self_ensemble: bool, force: bool) -> None:
-    """Upscale SRC into DST (RGB, grayscale and RGBA inputs; written atomically).
+            tile: int, halo: int, blend: int, self_ensemble: bool, keep_16bit: bool, exif_orientation: bool,
+            max_megapixels: float | None, recursive: bool, pattern: str | None, out_ext: str | None,
+            shard: str | None, force: bool) -> None:
+    """Upscale SRC into DST: an image file, a folder of images (DST a folder) or a video.
 
     `edgesr upscale MODEL SRC DST` runs a registered model in PyTorch (`edgesr upscale --weights FILE SRC DST`: the
     model detected from the checkpoint); `edgesr upscale --artifact FILE SRC DST` (or `--engine FILE`) runs an
-    exported artifact.
+    exported artifact. Images keep their kind (RGB, grayscale, grey+alpha, RGBA) and are written atomically; in
+    a folder a bad file is reported and the run goes on (exit 1 at the end).
     """
     from edgesr.errors import UserInputError
-    from edgesr.inference.files import upscale_file
-    from edgesr.utils.atomic import check_writable
+    from edgesr.inference.files import UpscaleOptions
 
     detect = artifact is None and len(args) == 2 and weights is not None
     if artifact is None and len(args) != 3 and not detect:
@@ -42,28 +99,66 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
     if artifact is None and (backend is not None):
         raise UserInputError("--backend applies to --artifact.")
     src, dst = Path(args[-2]), Path(args[-1])
-    check_writable(dst, force)
-    if artifact is None:
-        from edgesr.inference import torch_sr_function
+    folder_only = {"--recursive": recursive, "--glob": pattern, "--ext": out_ext, "--shard": shard}
+    options = UpscaleOptions(halo=halo, blend=blend, self_ensemble=self_ensemble, keep_16bit=keep_16bit,
+                             exif_orientation=exif_orientation, max_megapixels=max_megapixels)
+    if src.is_dir():
+        _folder(args, scale, weights, artifact, backend, tile, options, src, dst, recursive, pattern, out_ext,
+                shard, force)
+        return
+    given = [name for name, value in folder_only.items() if value]
+    if given:
+        raise UserInputError(f"{', '.join(given)} apply to folders; {src} is not a folder.")
+    _image(args, scale, weights, artifact, backend, tile, options, src, dst, force)
 
-        model = load_model(None if detect else args[0], scale, weights)
-        click.echo(describe_model(model))
-        fn, out_scale, min_size = torch_sr_function(model), model.scale, getattr(model, "min_input_size", 1)
-    else:
-        if weights:
-            raise UserInputError("--weights applies to MODEL; an artifact carries its own.")
-        from edgesr.export.tensorrt.profiles import plan_runner_tiling
-        from edgesr.runtimes import create_runner
 
-        runner = create_runner(artifact, backend).activate()
-        plan, out_scale = plan_runner_tiling(runner, tile, halo, scale)
-        if plan.note:
-            click.echo(plan.note)
-        tile, halo, min_size = plan.tile, plan.halo, plan.min_size
-        fn = plan.wrap(runner.as_sr_function(), out_scale)
-        click.echo(f"{runner.name} ({runner.io.describe()}, x{out_scale})")
-    rep = upscale_file(fn, src, dst, out_scale, force=force, tile=tile, halo=halo, min_size=min_size,
-                       self_ensemble=self_ensemble, progress=True)
+def _image(args, scale, weights, artifact, backend, tile, options, src: Path, dst: Path, force: bool) -> None:
+    from dataclasses import replace
+
+    from edgesr.inference.files import check_output, upscale_file
+
+    check_output(src, dst, force, options.keep_16bit)  # before loading anything
+    engine = _engine(args, scale, weights, artifact, backend, tile, options.halo)
+    options = replace(options, tile=engine.tile, halo=engine.halo, min_size=engine.min_size, progress=True)
+    rep = upscale_file(engine.fn, src, dst, engine.scale, force=force, options=options)
     kind = "grayscale" if rep.grayscale else "RGB"
     click.echo(f"{src} {rep.input_shape[1]}x{rep.input_shape[0]} -> {dst} {rep.output_shape[1]}x"
-               f"{rep.output_shape[0]} ({kind}{' + alpha' if rep.alpha else ''}, {rep.tiles} tile(s))")
+               f"{rep.output_shape[0]} ({kind}{' + alpha' if rep.alpha else ''}, {rep.bit_depth}-bit, "
+               f"{rep.tiles} tile(s))")
+
+
+def _folder(args, scale, weights, artifact, backend, tile, options, src: Path, dst: Path, recursive: bool,
+            pattern: str | None, out_ext: str | None, shard: str | None, force: bool) -> None:
+    from dataclasses import replace
+
+    from edgesr.errors import EdgesrError, UserInputError
+    from edgesr.inference.files import check_output, upscale_file
+    from edgesr.inference.folder import Shard, plan_folder, run_folder
+
+    suffix = None
+    if out_ext:
+        suffix = out_ext if out_ext.startswith(".") else f".{out_ext}"
+    jobs = plan_folder(src, dst, recursive=recursive, pattern=pattern, suffix=suffix, shard=Shard.parse(shard))
+    if not jobs:
+        raise UserInputError(f"no images in {src}{' (with --recursive)' if recursive else ''}"
+                             f"{f' matching {pattern!r}' if pattern else ''}{f' in shard {shard}' if shard else ''}.")
+    for job in jobs:  # every output path is checked before any compute
+        check_output(job.src, job.dst, True, options.keep_16bit)
+    engine = _engine(args, scale, weights, artifact, backend, tile, options.halo)
+    options = replace(options, tile=engine.tile, halo=engine.halo, min_size=engine.min_size, progress=True)
+
+    def one(job):
+        rep = upscale_file(engine.fn, job.src, job.dst, engine.scale, force=force, options=options)
+        return rep.input_shape
+
+    import sys
+
+    from tqdm.auto import tqdm
+
+    summary = run_folder(jobs, one, force=force, progress=True, log=lambda m: tqdm.write(m, file=sys.stderr))
+    click.echo(f"{src} -> {dst}: {summary.describe()}")
+    if summary.failed:
+        lines = "\n".join(f"  {job.src}: {msg}" for job, msg in summary.failed)
+        click.echo(f"failed files:\n{lines}", err=True)
+        raise EdgesrError(f"{len(summary.failed)} of {len(jobs)} file(s) failed (listed above); the others were "
+                          "written.")

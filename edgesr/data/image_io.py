@@ -101,14 +101,39 @@ def _split(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]
         raise ImageError(f"cannot read image {path}: unsupported image mode {mode!r} ({exc}).") from None
 
 
-def read_image_with_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_header(path: str | Path) -> tuple[int, int, str]:
+    """(width, height, PIL mode) of an image file from its header alone, without decoding pixels, so
+    a caller can refuse an oversized image (a decompression bomb below PIL's own limit) before any
+    large allocation."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"cannot read image {path}: file not found.")
+    if path.is_dir():
+        raise ImageError(f"cannot read image {path}: it is a folder, not an image file.")
+    try:
+        with Image.open(path) as img:
+            return img.width, img.height, img.mode
+    except UnidentifiedImageError:
+        raise ImageError(f"cannot read image {path}: not an image file or an unsupported format.") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"cannot read image {path}: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"cannot read image {path}: corrupt or truncated image ({exc}).") from None
+
+
+def read_image_with_alpha(path: str | Path, *, exif_orientation: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Read `path` as (HxWx3 uint8 RGB, HxW uint8 alpha or None).
 
     The alpha channel is returned separately so callers (e.g. `upscale`) can resize it on
-    its own; it is None when the file has no transparency.
+    its own; it is None when the file has no transparency. `exif_orientation` rotates/flips the
+    pixels as the file's EXIF Orientation tag says (what a photo viewer shows).
     """
     path = Path(path)
     with _open(path) as img:
+        if exif_orientation:
+            from PIL import ImageOps
+
+            img = ImageOps.exif_transpose(img)
         return _split(img, path)
 
 

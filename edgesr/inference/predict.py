@@ -13,22 +13,18 @@ SRFunction = Callable[[np.ndarray], np.ndarray]
 
 
 def upscale_array(fn: SRFunction, lr: np.ndarray, scale: int, *, tile: int = 0, halo: int = 16,
-                  align: int = 1, min_size: int = 1, self_ensemble: bool = False,
+                  align: int = 1, min_size: int = 1, self_ensemble: bool = False, blend: int = 0,
                   progress: bool = False) -> np.ndarray:
-    """uint8 HxWx3 LR -> uint8 HxWx3 SR (clamped, rounded) through `fn`, optionally tiled/ensembled."""
+    """Integer HxWx3 (or NxHxWx3) LR -> SR of the same dtype (uint8 or uint16; clamped, rounded) through `fn`,
+    optionally tiled (`blend` > 0 feathers the seams) and self-ensembled.
+
+    The output is assembled tile by tile in its final dtype (see `edgesr.inference.stitch`).
+    """
     from edgesr.inference.ensemble import self_ensemble as ensemble
-    from edgesr.inference.tiling import TilingConfig, tiled_forward
+    from edgesr.inference.stitch import upscale_tiled
+    from edgesr.inference.tiling import TilingConfig
 
-    from edgesr.utils.memory import check_fits_in_memory
-
-    if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3:
-        raise ValueError(f"expected HxWx3 uint8, got {lr.dtype} {lr.shape}")
-    h, w = lr.shape[:2]
-    # the float input, the float output and its uint8 copy are held at once
-    check_fits_in_memory(4 * 3 * h * w * (1 + 2 * scale * scale), f"upscaling a {w}x{h} image x{scale}",
-                         "Use a smaller image.")
-    x = (lr.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    if lr.dtype not in (np.uint8, np.uint16) or lr.ndim not in (3, 4) or lr.shape[-1] != 3:
+        raise ValueError(f"expected HxWx3 (or NxHxWx3) uint8/uint16, got {lr.dtype} {lr.shape}")
     run = ensemble(fn) if self_ensemble else fn
-    y = tiled_forward(run, np.ascontiguousarray(x), scale, TilingConfig(tile, halo, align, min_size), progress)
-    y = np.clip(y[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0
-    return np.round(y).astype(np.uint8)
+    return upscale_tiled(run, lr, scale, TilingConfig(tile, halo, align, min_size), blend=blend, progress=progress)

@@ -9,7 +9,6 @@ import click
 
 from edgesr.cli.common import describe_model, force_option, load_model, scale_option, weights_option
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts")
 
 
 @dataclass
@@ -76,11 +75,20 @@ def _engine(args: tuple[str, ...], scale: int | None, weights: str | None, artif
 @click.option("--shard", default=None, metavar="K/N",
               help="Folders: process only shard K of N (file i of the sorted list goes to shard i %% N + 1), e.g. "
                    "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")
+@click.option("--codec", default="libx264", show_default=True, help="Video: encoder (FFmpeg name).")
+@click.option("--crf", type=float, default=18, show_default=True, help="Video: constant rate factor (lower: better).")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Video: pixel format of the encoded frames.")
+@click.option("--preset", default=None, help="Video: encoder preset (e.g. medium, slow).")
+@click.option("--batch", type=int, default=4, show_default=True, help="Video: frames upscaled together.")
+@click.option("--segment-frames", type=int, default=120, show_default=True,
+              help="Video: frames per resumable segment.")
+@click.option("--resume", is_flag=True, help="Video: continue an interrupted run (finished segments are kept).")
 @force_option
 def command(args: tuple[str, ...], scale: int | None, weights: str | None, artifact: Path | None, backend: str | None,
             tile: int, halo: int, blend: int, self_ensemble: bool, keep_16bit: bool, exif_orientation: bool,
             max_megapixels: float | None, recursive: bool, pattern: str | None, out_ext: str | None,
-            shard: str | None, force: bool) -> None:
+            shard: str | None, codec: str, crf: float, pix_fmt: str, preset: str | None, batch: int,
+            segment_frames: int, resume: bool, force: bool) -> None:
     """Upscale SRC into DST: an image file, a folder of images (DST a folder) or a video.
 
     `edgesr upscale MODEL SRC DST` runs a registered model in PyTorch (`edgesr upscale --weights FILE SRC DST`: the
@@ -109,6 +117,18 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
     given = [name for name, value in folder_only.items() if value]
     if given:
         raise UserInputError(f"{', '.join(given)} apply to folders; {src} is not a folder.")
+    from edgesr.video.probe import VIDEO_EXTENSIONS
+
+    if src.suffix.lower() in VIDEO_EXTENSIONS or dst.suffix.lower() in VIDEO_EXTENSIONS:
+        from edgesr.video.pipeline import VideoOptions
+
+        video = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, preset=preset, batch=batch,
+                             segment_frames=segment_frames, halo=halo, blend=blend, resume=resume, force=force,
+                             progress=True)
+        _video(args, scale, weights, artifact, backend, tile, video, src, dst)
+        return
+    if resume:
+        raise UserInputError("--resume applies to videos.")
     _image(args, scale, weights, artifact, backend, tile, options, src, dst, force)
 
 
@@ -125,6 +145,26 @@ def _image(args, scale, weights, artifact, backend, tile, options, src: Path, ds
     click.echo(f"{src} {rep.input_shape[1]}x{rep.input_shape[0]} -> {dst} {rep.output_shape[1]}x"
                f"{rep.output_shape[0]} ({kind}{' + alpha' if rep.alpha else ''}, {rep.bit_depth}-bit, "
                f"{rep.tiles} tile(s))")
+
+
+def _video(args, scale, weights, artifact, backend, tile, video, src: Path, dst: Path) -> None:
+    from dataclasses import replace
+
+    from edgesr.video.pipeline import check_video_output, upscale_video
+    from edgesr.video.probe import probe_video
+
+    check_video_output(src, dst, video.force, video.resume)
+    info = probe_video(src)  # a bad input is refused before the model loads
+    click.echo(f"{src}: {info.describe()}")
+    engine = _engine(args, scale, weights, artifact, backend, tile, video.halo)
+    video = replace(video, tile=engine.tile, halo=engine.halo, min_size=engine.min_size)
+    engine_id = f"artifact {artifact.resolve()} {artifact.stat().st_size}" if artifact else \
+        f"model {args[0]} {getattr(engine.model, 'weights_path', None)} x{engine.scale}"
+    rep = upscale_video(engine.fn, src, dst, engine.scale, video, engine_id=engine_id,
+                        log=lambda m: click.echo(m, err=True))
+    fps = rep.upscaled / rep.seconds if rep.seconds > 0 else 0.0
+    click.echo(f"{src} -> {dst} {rep.width}x{rep.height}: {rep.frames} frames ({rep.upscaled} upscaled now, "
+               f"{fps:.2f} frames/s), audio/subtitle streams copied: {rep.source.audio + rep.source.subtitles}")
 
 
 def _folder(args, scale, weights, artifact, backend, tile, options, src: Path, dst: Path, recursive: bool,

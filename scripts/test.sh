@@ -2,8 +2,11 @@
 # Set up (idempotent) and run the test suite. Exit code 5 from pytest (no tests collected) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pip_install() {
-  python3 -m pip install -q "$@" 2>&1 | grep -v -e "as the 'root' user" -e "^WARNING: Location" || true
+pip_install() {  # quiet, but a failed install fails the run
+  local log status
+  log=$(python3 -m pip install -q "$@" 2>&1) && status=0 || status=$?
+  printf '%s\n' "$log" | grep -v -e "as the 'root' user" -e "^WARNING: Location" -e '^$' || true
+  return "$status"
 }
 pip_install torch==2.13.0
 pip_install -e ".[dev]"

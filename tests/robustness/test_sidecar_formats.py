@@ -18,7 +18,8 @@ FORMATS = {"onnx": ("m.onnx",), "ort": ("m.ort", "m.required_operators.config"),
 
 def _export(folder: Path, fmt: str) -> None:
     args = ["export", "rlfn", "--scale", "2", "--random-init", "--name", "m", "--format", fmt, "--parity-size",
-            "32x32", "--max-shape", "128x128", "--exporter", "torchscript", "--threads", "1", "-o", str(folder)]
+            "32x32", "--opt-shape", "64x64", "--max-shape", "128x128", "--exporter", "torchscript", "--threads", "1",
+            "-o", str(folder)]
     with pytest.raises(SystemExit) as info:
         main(args)
         raise SystemExit(0)

@@ -12,7 +12,8 @@ import torch
 
 from edgesr.data import open_eval_dataset
 from edgesr.evaluate import evaluate
-from edgesr.export import ExportOptions, export_onnx, onnxruntime_sr_function, read_sidecar
+from edgesr.artifacts import Sidecar
+from edgesr.export import ExportOptions, export_onnx, onnxruntime_sr_function
 from edgesr.export.verify import parity_images, torch_reference_255
 from edgesr.models import create_model
 
@@ -25,7 +26,7 @@ OFFICIAL = {"span_ch28_x4": (22, 31.7165, 0.89024), "efdn_x4": (65, 32.0537, 0.8
 def test_fp32_parity_and_set5_through_onnxruntime(variant: str, export_cache, datasets_dir: Path) -> None:
     convs, psnr, ssim = OFFICIAL[variant]
     res = export_cache(variant, parity_sizes=SIZES)
-    side = read_sidecar(res.path)
+    side = Sidecar.for_artifact(res.path, required=True)
     assert [(e.height, e.width) for e in side.parity.entries] == list(SIZES)
     assert all(e.max_abs_diff <= 1e-3 for e in side.parity.entries), side.parity.entries  # 0..255
     assert side.graph.op_counts["Conv"] == convs and side.graph.op_counts["DepthToSpace"] == 1
@@ -37,8 +38,8 @@ def test_fp32_parity_and_set5_through_onnxruntime(variant: str, export_cache, da
 
 
 def test_span_halo_and_efdn_clamp_in_the_sidecar(export_cache) -> None:
-    span = read_sidecar(export_cache("span_ch28_x4", parity_sizes=SIZES).path)
-    efdn = read_sidecar(export_cache("efdn_x4", parity_sizes=SIZES).path)
+    span = Sidecar.for_artifact(export_cache("span_ch28_x4", parity_sizes=SIZES).path, required=True)
+    efdn = Sidecar.for_artifact(export_cache("efdn_x4", parity_sizes=SIZES).path, required=True)
     assert span.halo == create_model("span_ch28_x4").tiling_halo == 21  # exact tiling (receptive radius)
     assert efdn.halo == 32  # ESA: the default halo of attention models
     assert efdn.graph.op_counts.get("Clip", 0) == 1 and efdn.graph.op_counts["Resize"] == 4

@@ -110,38 +110,40 @@ def upscale_tiled(fn: Callable[[np.ndarray], np.ndarray], lr: np.ndarray, scale:
     radius = blend * scale // 2  # output pixels of feathering on each side of an inner core boundary
     band: np.ndarray | None = None
     band_start = 0  # output row where `band` begins
-    for t in tiles:
-        if on_tile is not None:
-            on_tile(t)
-        window = src[:, :, t.iy0:t.iy1, t.ix0:t.ix1].astype(np.float32) / top
-        y = run_padded(fn, window, scale, config.align, config.min_size)
-        # where the tile's core starts inside its output
-        oy, ox = (t.y0 + offset - t.iy0) * scale, (t.x0 + offset - t.ix0) * scale
-        if not radius or len(tiles) == 1:
-            out[:, t.y0 * scale: t.y1 * scale, t.x0 * scale: t.x1 * scale] = \
-                finish(y[:, :, oy: oy + (t.y1 - t.y0) * scale, ox: ox + (t.x1 - t.x0) * scale])
-        else:
-            top_r = radius if t.y0 > 0 else 0
-            bot_r = radius if t.y1 < h else 0
-            left_r = radius if t.x0 > 0 else 0
-            right_r = radius if t.x1 < w else 0
-            ya, yb = t.y0 * scale - top_r, t.y1 * scale + bot_r
-            xa, xb = t.x0 * scale - left_r, t.x1 * scale + right_r
-            part = y[:, :, oy - top_r: oy - top_r + (yb - ya), ox - left_r: ox - left_r + (xb - xa)]
-            weights = _ramp(yb - ya, 2 * top_r, 2 * bot_r)[:, None] * _ramp(xb - xa, 2 * left_r, 2 * right_r)[None]
-            if band is None:
-                rows = max(tt.y1 - tt.y0 for tt in tiles) * scale + 2 * radius
-                band = np.zeros((n, c, rows, w * scale), dtype=np.float32)
-            band[:, :, ya - band_start: yb - band_start, xa:xb] += part * weights
-            if t.x1 == w:  # last tile of its row: rows above the next row's feathering are final
-                done = yb if t.y1 == h else t.y1 * scale - radius
-                out[:, band_start:done] = finish(band[:, :, : done - band_start])
-                carry = yb - done
-                band[:, :, :carry] = band[:, :, done - band_start: yb - band_start]
-                band[:, :, carry:] = 0.0
-                band_start = done
+    try:  # the bar is cleared on failure too, so an Error: line starts its own line
+        for t in tiles:
+            if on_tile is not None:
+                on_tile(t)
+            window = src[:, :, t.iy0:t.iy1, t.ix0:t.ix1].astype(np.float32) / top
+            y = run_padded(fn, window, scale, config.align, config.min_size)
+            # where the tile's core starts inside its output
+            oy, ox = (t.y0 + offset - t.iy0) * scale, (t.x0 + offset - t.ix0) * scale
+            if not radius or len(tiles) == 1:
+                out[:, t.y0 * scale: t.y1 * scale, t.x0 * scale: t.x1 * scale] = \
+                    finish(y[:, :, oy: oy + (t.y1 - t.y0) * scale, ox: ox + (t.x1 - t.x0) * scale])
+            else:
+                top_r = radius if t.y0 > 0 else 0
+                bot_r = radius if t.y1 < h else 0
+                left_r = radius if t.x0 > 0 else 0
+                right_r = radius if t.x1 < w else 0
+                ya, yb = t.y0 * scale - top_r, t.y1 * scale + bot_r
+                xa, xb = t.x0 * scale - left_r, t.x1 * scale + right_r
+                part = y[:, :, oy - top_r: oy - top_r + (yb - ya), ox - left_r: ox - left_r + (xb - xa)]
+                weights = _ramp(yb - ya, 2 * top_r, 2 * bot_r)[:, None] * _ramp(xb - xa, 2 * left_r, 2 * right_r)[None]
+                if band is None:
+                    rows = max(tt.y1 - tt.y0 for tt in tiles) * scale + 2 * radius
+                    band = np.zeros((n, c, rows, w * scale), dtype=np.float32)
+                band[:, :, ya - band_start: yb - band_start, xa:xb] += part * weights
+                if t.x1 == w:  # last tile of its row: rows above the next row's feathering are final
+                    done = yb if t.y1 == h else t.y1 * scale - radius
+                    out[:, band_start:done] = finish(band[:, :, : done - band_start])
+                    carry = yb - done
+                    band[:, :, :carry] = band[:, :, done - band_start: yb - band_start]
+                    band[:, :, carry:] = 0.0
+                    band_start = done
+            if bar is not None:
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     return out[0] if single else out

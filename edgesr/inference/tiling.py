@@ -284,18 +284,20 @@ def tiled_forward(fn, x: np.ndarray, scale: int, config: TilingConfig, progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tiles), desc="tiles", unit="tile", leave=False)
-    for t in tiles:
-        y = run_padded(fn, np.ascontiguousarray(src[..., t.iy0:t.iy1, t.ix0:t.ix1]), scale, config.align,
-                       config.min_size)
-        if out is None:
-            out = np.empty((n, y.shape[1], h * scale, w * scale), dtype=y.dtype)
-        oy, ox = (t.y0 + offset - t.iy0) * scale, (t.x0 + offset - t.ix0) * scale
-        out[..., t.y0 * scale: t.y1 * scale, t.x0 * scale: t.x1 * scale] = \
-            y[..., oy: oy + (t.y1 - t.y0) * scale, ox: ox + (t.x1 - t.x0) * scale]
+    try:  # the bar is cleared on failure too, so an Error: line starts its own line
+        for t in tiles:
+            y = run_padded(fn, np.ascontiguousarray(src[..., t.iy0:t.iy1, t.ix0:t.ix1]), scale, config.align,
+                           config.min_size)
+            if out is None:
+                out = np.empty((n, y.shape[1], h * scale, w * scale), dtype=y.dtype)
+            oy, ox = (t.y0 + offset - t.iy0) * scale, (t.x0 + offset - t.ix0) * scale
+            out[..., t.y0 * scale: t.y1 * scale, t.x0 * scale: t.x1 * scale] = \
+                y[..., oy: oy + (t.y1 - t.y0) * scale, ox: ox + (t.x1 - t.x0) * scale]
+            if bar is not None:
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     assert out is not None
     return out
 

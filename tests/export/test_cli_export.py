@@ -89,7 +89,7 @@ def test_export_error_is_reported_without_traceback(tmp_path: Path, monkeypatch)
     def fail(*args, **kwargs):
         raise ExportError("the model cannot be exported: module 'gate' (X) uses Python control flow")
 
-    monkeypatch.setattr("edgesr.export.export_onnx", fail)
+    monkeypatch.setattr("edgesr.export.onnx_export.export_onnx", fail)
     res = run("rlfn_ntire", "-o", str(tmp_path), "--parity-size", "32x32")
     assert res.exit_code == 1 and "Error: export failed: the model cannot be exported" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)

@@ -109,7 +109,7 @@ def test_pruned_folder_exports_and_matches_in_onnxruntime(pruned_run, lr_images:
                                  "--parity-size", "24x24", "--threads", "2")
     assert code == 0, err
     onnx_path = tmp_path / "rlfn_ntire_x4_pruned.onnx"
-    assert onnx_path.is_file() and (tmp_path / "rlfn_ntire_x4_pruned.json").is_file()
+    assert onnx_path.is_file() and (tmp_path / "rlfn_ntire_x4_pruned.onnx.json").is_file()
     assert "pruned" in stdout and "parity 24x24" in stdout
     img = read_image(find_images(lr_images)[0])[:40, :36]
     x = np.ascontiguousarray((img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])

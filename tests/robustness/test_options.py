@@ -24,7 +24,7 @@ def test_named_weights_decide_the_export_name(monkeypatch, cli, workdir: Path) -
         seen["scale"], seen["path"] = model.scale, Path(path).name
         raise UserInputError("stop here")
 
-    monkeypatch.setattr("edgesr.export.export_onnx", stop)
+    monkeypatch.setattr("edgesr.export.onnx_export.export_onnx", stop)
     res = cli("export", "rlfn", "-w", "rlfn_x2", "-o", "out")
     assert res.code == 2 and seen == {"scale": 2, "path": "rlfn_x2.onnx"}, res.output
 

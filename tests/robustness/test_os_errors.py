@@ -64,8 +64,17 @@ def disk_full(monkeypatch):
         full(self)
         return real_text(self, data, *args, **kwargs)
 
+    from edgesr.utils import atomic
+
+    real_synced = atomic._write_synced
+
+    def write_synced(path, data):  # multi-file commits (artifact + sidecar) write through here
+        full(Path(path))
+        return real_synced(path, data)
+
     monkeypatch.setattr(Path, "write_bytes", write_bytes)
     monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(atomic, "_write_synced", write_synced)
     return hits
 
 
@@ -97,9 +106,9 @@ def test_huge_bench_size_refused_before_allocating(cli, workdir: Path, monkeypat
 
 
 def test_image_too_big_for_memory_refused_before_compute(cli, bad_files: Path, workdir: Path, monkeypatch) -> None:
-    monkeypatch.setattr("edgesr.utils.memory.total_memory_bytes", lambda: 20_000)  # a 20 kB machine
+    monkeypatch.setattr("edgesr.inference.guard.available_memory_bytes", lambda: 20_000)  # 20 kB free
     res = cli("upscale", "rlfn_ntire", str(bad_files / "lr.png"), "out.png")
-    assert res.code == 2 and "more than this machine has" in res.stderr and "Traceback" not in res.output
+    assert res.code == 2 and "more than the default limit" in res.stderr and "Traceback" not in res.output
     assert list(workdir.iterdir()) == []
 
 
@@ -107,7 +116,7 @@ def test_memory_error_deep_inside_is_one_line(cli, bad_files: Path, workdir: Pat
     def huge(*args, **kwargs):
         return np.empty(1 << 50, dtype=np.uint8)
 
-    monkeypatch.setattr("edgesr.inference.files.upscale_array", huge)
+    monkeypatch.setattr("edgesr.inference.stitch.upscale_tiled", huge)
     res = cli("upscale", "rlfn_ntire", str(bad_files / "lr.png"), "out/x.png")
     assert res.code == 1 and "Traceback" not in res.output, res.output
     assert res.stderr.startswith("Error: out of memory (") and "Unable to allocate 1.00 PiB" in res.stderr

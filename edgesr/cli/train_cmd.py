@@ -97,11 +97,19 @@ def _with_config_options(func: Callable) -> Callable:
 def _detect_from_init(values: dict[str, Any]) -> None:
     """Fill model, scale and model_cfg from what the --init checkpoint holds (explicit model_cfg wins)."""
     from edgesr.cli.common import identify_model
+    from edgesr.prune import read_pruned_config
 
+    pruned = read_pruned_config(values["init"])
+    if pruned is not None:  # a pruned-model folder: continue training the pruned architecture
+        if values.get("scale") is not None and values["scale"] != pruned.scale:
+            raise UserInputError(f"--init {values['init']} holds a pruned {pruned.model} x{pruned.scale}, "
+                                 f"but --scale {values['scale']} was given.")
+        values.update(model=pruned.model, scale=pruned.scale)
+        return
     found = identify_model(None, values.get("scale"), str(values["init"]), what="--init")
     if found.pruned:
-        raise UserInputError(f"--init {values['init']} holds a pruned {found.model}; fine-tune it with `edgesr prune "
-                             "--finetune-steps`, or pass MODEL to train an unpruned one.")
+        raise UserInputError(f"--init {values['init']} holds the weights of a pruned {found.model} without its "
+                             "config.json; pass the pruned folder (config.json + weights.safetensors) instead.")
     values.update(model=found.model, scale=found.scale, model_cfg={**found.config, **values.get("model_cfg", {})})
 
 

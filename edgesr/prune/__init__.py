@@ -25,7 +25,15 @@ from edgesr.prune.data import crop_batches
 from edgesr.prune.importance import GroupFisher, Importance, MagnitudeImportance
 from edgesr.prune.pruner import METRICS, NORMALIZATIONS, PruneEvent, Pruner
 from edgesr.prune.schedule import CHECKPOINT_NAME, PruneResult, Target, fisher_prune, fisher_step
-from edgesr.prune.slicing import PrunedConfig, load_pruned, rebuild, resolve_base_config, save_pruned, slice_model
+from edgesr.prune.slicing import (
+    PrunedConfig,
+    load_pruned,
+    read_pruned_config,
+    rebuild,
+    resolve_base_config,
+    save_pruned,
+    slice_model,
+)
 from edgesr.prune.trace import (
     ChannelGraph,
     ChannelGroup,
@@ -58,6 +66,7 @@ __all__ = [
     "fisher_step",
     "format_groups",
     "load_pruned",
+    "read_pruned_config",
     "rebuild",
     "resolve_base_config",
     "save_pruned",

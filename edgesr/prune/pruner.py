@@ -53,6 +53,7 @@ class PruneEvent:
     score: float  # normalised importance of the removed channels (sum of scores / sum of costs)
     width: int  # group width after the prune
     metrics: dict[str, float]  # params / flops / acts (/ latency) after the prune
+    block: str | None = None  # a whole residual block removed (its path before the removal), else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,13 +74,18 @@ class Pruner:
         latency_base_ms: constant part of the latency estimate (for absolute latency targets).
         round_to: widths stay multiples of k: k channels of one group go at a time (the first prune of
             a group whose width is not a multiple of k removes ``width % k``), never below k.
+        depth: also score whole residual blocks (a Fisher gate per block, `edgesr.prune.depth`); when
+            dropping a block costs less per saved memory/MAC than thinning a channel, `step` returns a
+            block event and `without_blocks` gives the pruner of the model without it.
+        min_blocks: depth pruning keeps at least this many blocks.
     """
 
     def __init__(self, model: nn.Module, *, example_input: torch.Tensor | Sequence[int] | None = None,
                  deploy_size: Sequence[int] | int = (256, 256), graph: ChannelGraph | None = None,
                  importance: Callable[[nn.Module, ChannelGroup], torch.Tensor] | None = None,
                  normalize: str | None = "memory", latency_table: Mapping[str | int, float] | None = None,
-                 latency_base_ms: float = 0.0, round_to: int = 1) -> None:
+                 latency_base_ms: float = 0.0, round_to: int = 1, depth: bool = False,
+                 min_blocks: int = 1) -> None:
         normalize = "none" if normalize is None else str(normalize).lower()
         if normalize not in NORMALIZATIONS:
             raise UserInputError(f"unknown normalisation {normalize!r}; choose one of {', '.join(NORMALIZATIONS)}.")
@@ -114,8 +120,50 @@ class Pruner:
         self._keep_t: torch.Tensor | None = None
         self._active: set[str] = set()
         self._refresh_active()
+        self._settings = {"deploy_size": deploy_size, "importance": self.importance, "normalize": normalize,
+                          "latency_table": latency_table, "latency_base_ms": latency_base_ms, "round_to": round_to,
+                          "depth": depth, "min_blocks": min_blocks}
+        self._example_input = example_input
+        self.depth = bool(depth)
+        self.min_blocks = int(min_blocks)
+        self.blocks: list[str] = []
+        if self.depth:
+            if normalize not in ("memory", "flops"):
+                raise UserInputError("depth pruning compares blocks and channels by memory or FLOPs saved: "
+                                     "use normalize='memory' or 'flops'.")
+            if not hasattr(self.importance, "update"):
+                raise UserInputError("depth pruning needs a Fisher importance (block gates are scored by Fisher).")
+            from edgesr.prune.depth import block_paths
+
+            self.blocks = block_paths(model)
+        self.block_scores = np.zeros(len(self.blocks), dtype=np.float64)
+        self._trials: dict[str, Pruner] = {}
+        self.gate_values: dict[str, float] = {}  # fixed gates (0 = block removed), for analysis and tests
+        self._gate_leaves: dict[str, torch.Tensor] = {}
+        self.pending_block: str | None = None
+        self.block_floor: tuple[str, float] | None = None  # (metric, value) a block drop must not go below
 
     # ------------------------------------------------------------------ setup
+    def _block_trial(self, path: str) -> "Pruner":
+        """The (cached) pruner of the model without block `path`: its structure, for costs and carrying."""
+        trial = self._trials.get(path)
+        if trial is None:
+            from edgesr.prune.depth import drop_blocks
+
+            trial = Pruner(drop_blocks(self.model, [path]), example_input=self._example_input,
+                           deploy_size=self._settings["deploy_size"], normalize="none")
+            self._trials[path] = trial
+        return trial
+
+    def _carry(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        from edgesr.prune.depth import carry_keep, path_renamer
+
+        out = carry_keep(self, self._block_trial(path), path_renamer(self.model, [path]))
+        if out is None:
+            raise UserInputError(f"block {path} cannot be removed at the current widths (a merged channel group "
+                                 "would be empty).")
+        return out
+
     def _check_latency(self, table: Mapping[str | int, float]) -> np.ndarray:
         per = np.zeros(len(self.groups), dtype=np.float64)
         names = {g.name: g.index for g in self.groups}
@@ -216,13 +264,31 @@ class Pruner:
         self._handles.append(self.model.register_forward_pre_hook(self._root_hook))
         for path in self._mask_index:
             self._handles.append(modules[path].register_forward_pre_hook(self._make_hook(path)))
+        from edgesr.prune.depth import block_paths
+
+        for path in sorted(set(self.blocks) | set(self.gate_values) & set(block_paths(self.model))):
+            self._handles.append(modules[path].register_forward_hook(self._make_gate_hook(path)))
         return self
+
+    def _make_gate_hook(self, path: str) -> Callable:
+        from edgesr.prune.depth import gate_output
+
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            leaf = self._gate_leaves.get(path) if self._fisher_mode else None
+            value = self.gate_values.get(path, 1.0)
+            if leaf is None and value == 1.0:
+                return None
+            gate = leaf.to(output.dtype) * value if leaf is not None else value
+            return gate_output(args[0], output, gate)
+
+        return hook
 
     def detach(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
         self._leaves = {}
+        self._gate_leaves = {}
         self._flat = None
 
     @contextlib.contextmanager
@@ -270,6 +336,8 @@ class Pruner:
                 self._leaves[g.index] = leaf
                 parts.append(leaf * keep)
             self._flat = torch.cat(parts, dim=1)
+            self._gate_leaves = {p: torch.ones(b, 1, 1, 1, device=x.device, dtype=x.dtype, requires_grad=True)
+                                 for p in self.blocks}
         else:
             flat = self._flat_plain
             if flat is None or flat.device != x.device or flat.dtype != x.dtype:
@@ -311,6 +379,11 @@ class Pruner:
         `scale` multiplies the gradients first: pass the batch size when the loss was a batch mean, so
         that each row is ∂L_n/∂m of the sample's own loss (scores then do not depend on batch size).
         """
+        for i, path in enumerate(self.blocks):
+            leaf = self._gate_leaves.get(path)
+            if leaf is not None and leaf.grad is not None:
+                self.block_scores[i] += float((leaf.grad.detach().double().flatten() * scale).pow(2).sum())
+        self._gate_leaves = {}
         update = getattr(self.importance, "update", None)
         if update is None:
             self._leaves = {}
@@ -336,14 +409,9 @@ class Pruner:
         params = self._param_fixed
         seen: set[str] = set()
         for call, out_g, in_g in self._calls:
-            out_k = int(keep[out_g].sum())
-            in_k = int(keep[in_g].sum()) if len(in_g) else call.in_channels
-            groups = in_k if call.depthwise else call.groups
-            kk = call.kernel[0] * call.kernel[1]
-            per_out = kk * (in_k // groups)
-            hw = call.deploy_out_hw[0] * call.deploy_out_hw[1]
-            macs += out_k * per_out * hw
-            acts += out_k * hw
+            out_k, per_out, call_macs, call_acts = self._call_cost(call, out_g, in_g, keep)
+            macs += call_macs
+            acts += call_acts
             if call.module not in seen:
                 seen.add(call.module)
                 params += out_k * per_out + (out_k if call.bias else 0)
@@ -355,6 +423,35 @@ class Pruner:
             widths = np.array([keep[self.offsets[i]:self.offsets[i + 1]].sum() for i in range(len(self.groups))])
             out["latency"] = float(self.latency_base_ms + (widths * self.latency_table).sum())
         return out
+
+    @staticmethod
+    def _call_cost(call: Any, out_g: np.ndarray, in_g: np.ndarray, keep: np.ndarray) -> tuple[int, int, int, int]:
+        """(kept outputs, MACs per output element, MACs, output elements) of one conv call at the deploy size."""
+        out_k = int(keep[out_g].sum())
+        in_k = int(keep[in_g].sum()) if len(in_g) else call.in_channels
+        groups = in_k if call.depthwise else call.groups
+        per_out = call.kernel[0] * call.kernel[1] * (in_k // groups)
+        hw = call.deploy_out_hw[0] * call.deploy_out_hw[1]
+        return out_k, per_out, out_k * per_out * hw, out_k * hw
+
+    def block_costs(self) -> np.ndarray:
+        """Per droppable block: what removing it saves now (conv output elements, or MACs with
+        normalize="flops"), at the current widths and the deployment size."""
+        which = 2 if self.normalize == "flops" else 3
+        costs = np.zeros(len(self.blocks), dtype=np.float64)
+        for i, path in enumerate(self.blocks):
+            for call, out_g, in_g in self._calls:
+                if call.module.startswith(path + "."):
+                    costs[i] += self._call_cost(call, out_g, in_g, self.keep)[which]
+        return costs
+
+    def block_metrics(self, path: str) -> dict[str, float]:
+        """`complexity()` of the model once block `path` is removed (the masks carried over)."""
+        return self._block_trial(path).complexity(self._carry(path)[0])
+
+    def equivalent_keep(self, path: str) -> np.ndarray:
+        """This model's keep vector that, with block `path`'s gate at 0, equals the model without it."""
+        return self._carry(path)[1]
 
     def metric(self, kind: str, keep: np.ndarray | None = None) -> float:
         kind = "flops" if kind == "macs" else kind
@@ -468,19 +565,76 @@ class Pruner:
             return None
         return best[1], best[2], best[0]
 
-    def step(self, step: int | None = None) -> PruneEvent | None:
-        """Prune the lowest normalised-score channel(s) and reset the importance; None when nothing is left."""
-        choice = self.select()
-        if choice is None:
+    def select_block(self) -> tuple[str, float] | None:
+        """(path, normalised Fisher score) of the cheapest droppable block, None without depth pruning,
+        scores or blocks to spare. With `block_floor` = (metric, value) a block whose removal would take
+        the metric below value is not offered (channels finish the last stretch to a target)."""
+        if not self.blocks or not self.block_scores.any():
             return None
+        from edgesr.prune.depth import block_paths
+
+        if len(block_paths(self.model)) - 1 < max(self.min_blocks, 1):
+            return None
+        per = self.block_scores / np.where(self.block_costs() > 0, self.block_costs(), np.nan)
+        per = np.where(np.isnan(per), np.inf, per)
+        for i in np.argsort(per, kind="stable"):
+            if not np.isfinite(per[i]):
+                return None
+            floor = self.block_floor
+            if floor is not None and self.block_metrics(self.blocks[i])[floor[0]] < floor[1]:
+                continue
+            return self.blocks[int(i)], float(per[i])
+        return None
+
+    def step(self, step: int | None = None) -> PruneEvent | None:
+        """Prune the lowest normalised-score channel(s) and reset the importance; None when nothing is left.
+
+        With `depth`, a block whose normalised score is lower than the best channels' wins instead: the
+        event has ``block`` set, nothing is masked, and the caller continues with
+        ``pruner.without_blocks([event.block])`` (a physically shallower model).
+        """
+        choice = self.select()
+        block = self.select_block()
+        if choice is None and block is None:
+            return None
+        reset = getattr(self.importance, "reset", None)
+        if block is not None and (choice is None or block[1] <= choice[2]):
+            path, value = block
+            metrics = self.block_metrics(path)
+            self.pending_block = path
+            if reset is not None:
+                reset()
+            self.block_scores[:] = 0.0
+            self.step_count += 1
+            return PruneEvent(step=self.step_count if step is None else step, group=-1, name=path, channels=[],
+                              score=value, width=0, metrics=metrics, block=path)
         g, chans, value = choice
         self.prune(g, chans)
-        reset = getattr(self.importance, "reset", None)
         if reset is not None:
             reset()
+        self.block_scores[:] = 0.0
         self.step_count += 1
         return PruneEvent(step=self.step_count if step is None else step, group=g, name=self.groups[g].name,
                           channels=chans, score=value, width=self.widths()[g], metrics=self.complexity())
+
+    def without_blocks(self, paths: Sequence[str]) -> "Pruner":
+        """A pruner of a physical copy of the model without the blocks `paths` (removed one at a time),
+        same settings, with the channel keep-state carried over (`equivalent_keep`)."""
+        from edgesr.prune.depth import drop_blocks
+
+        pruner = self
+        for path in paths:
+            keep = pruner._carry(path)[0]
+            new = Pruner(drop_blocks(pruner.model, [path]), example_input=self._example_input, **self._settings)
+            new.keep = keep.copy()
+            new._keep_changed()
+            new.step_count = pruner.step_count
+            new.block_floor = pruner.block_floor
+            pruner = new
+        reset = getattr(pruner.importance, "reset", None)
+        if reset is not None:
+            reset()
+        return pruner
 
     # ------------------------------------------------------------------ export
     def export(self, base_config: Mapping[str, Any] | None = None, verify: torch.Tensor | None = None,

@@ -277,7 +277,8 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                  example_input: torch.Tensor | Sequence[int] | None = None,
                  base_config: Mapping[str, Any] | None = None, progress: bool = True,
                  checkpoint_dir: str | Path | None = None, checkpoint_every: int = 50, resume: bool = True,
-                 verify: bool = True, on_prune: Callable[[PruneEvent], None] | None = None) -> PruneResult:
+                 verify: bool = True, on_prune: Callable[[PruneEvent], None] | None = None,
+                 depth: bool = False, min_blocks: int = 1) -> PruneResult:
     """Prune `model` with Group Fisher until `target` is met, slice it physically, fine-tune it.
 
     Args:
@@ -304,6 +305,11 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
             optimizer, history) and resuming from them.
         verify: check that the sliced model reproduces the masked one on a batch.
         on_prune: called with every `PruneEvent` (for logging).
+        depth: also drop whole residual blocks (RLFN, EDSR) when a block's Fisher gate score per saved
+            memory/MAC is lower than the cheapest channels'; a drop that would take the target metric below
+            the goal is not taken (channels finish). The model is then rebuilt shallower, so `model` is no
+            longer the trained module after a drop (use the result).
+        min_blocks: depth pruning keeps at least this many blocks.
 
     Raises:
         UserInputError: bad arguments, or a target below the smallest reachable value.
@@ -337,7 +343,7 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
     teacher = teacher.eval().requires_grad_(False)
     pruner = Pruner(model, example_input=example_input, deploy_size=deploy_size, importance=importance,
                     normalize=normalize, latency_table=latency_table, latency_base_ms=latency_base_ms,
-                    round_to=round_to)
+                    round_to=round_to, depth=depth, min_blocks=min_blocks)
     if target.kind == "latency" and pruner.latency_table is None:
         raise UserInputError("a latency target needs latency_table={group name: ms per channel}.")
     before = pruner.complexity()
@@ -349,18 +355,25 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
             f"target {target.describe(goal)} cannot be reached: the smallest reachable {target.kind} is "
             f"{_fmt(target.kind, reachable)} ({reachable / initial:.3f} of the unpruned {_fmt(target.kind, initial)}), "
             f"with every prunable channel group at its minimum width (round_to={round_to}, frozen channels kept).")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    signature = pruner.graph.signature()
+    if depth:
+        pruner.block_floor = (target.kind, goal)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history: list[PruneEvent] = []
     step = 0
     phase = "prune"
     ft_state: dict[str, Any] | None = None
     if ckpt_dir is not None and resume:
-        state = _load_ckpt(ckpt_dir, pruner.graph.signature())
+        state = _load_ckpt(ckpt_dir, signature)
         if state is not None:
             history = [PruneEvent(**e) for e in state["history"]]
             step = int(state["step"])
+            dropped = [e.block for e in history if e.block]
+            if dropped:  # replay the block removals, then the saved weights fit
+                pruner = pruner.without_blocks(dropped)
+                model = pruner.model
+                optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
             pruner.load_keep_state(state["keep"])
             phase = state["phase"]
             if phase == "prune":
@@ -383,7 +396,7 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
         if ckpt_dir is None:
             return
         imp_state = getattr(pruner.importance, "state_dict", None)
-        _save_ckpt(ckpt_dir, {"format": _CKPT_FORMAT, "signature": pruner.graph.signature(), "step": step,
+        _save_ckpt(ckpt_dir, {"format": _CKPT_FORMAT, "signature": signature, "step": step,
                               "keep": pruner.keep_state(), "history": [e.to_dict() for e in history],
                               "importance": imp_state() if imp_state is not None and phase == "prune" else None,
                               **extra})
@@ -396,7 +409,8 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
         first_step = step
         t0 = time.perf_counter()
         model.train()
-        with pruner.attached():
+        pruner.attach()
+        try:
             while not met:
                 if steps is not None and step >= steps:
                     log.warning("pruning stopped after %d steps before reaching %s (now %s)", step,
@@ -416,8 +430,18 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                         log.warning("nothing left to prune at step %d (every group at its minimum width)", step)
                         break
                     history.append(event)
-                    log.info("step %d: pruned %d channel(s) of %s -> width %d, %s %s", step, len(event.channels),
-                             event.name, event.width, target.kind, _fmt(target.kind, event.metrics[target.kind]))
+                    if event.block is not None:
+                        pruner.detach()
+                        pruner = pruner.without_blocks([event.block])
+                        model = pruner.model.train()
+                        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+                        pruner.attach()
+                        log.info("step %d: removed block %s, %s %s", step, event.block, target.kind,
+                                 _fmt(target.kind, event.metrics[target.kind]))
+                    else:
+                        log.info("step %d: pruned %d channel(s) of %s -> width %d, %s %s", step,
+                                 len(event.channels), event.name, event.width, target.kind,
+                                 _fmt(target.kind, event.metrics[target.kind]))
                     if on_prune is not None:
                         on_prune(event)
                     met = event.metrics[target.kind] <= goal
@@ -427,6 +451,8 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                                         f"loss {float(loss.detach().mean()):.4g}", refresh=False)
                 if step % checkpoint_every == 0:
                     checkpoint({"phase": "prune", "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+        finally:
+            pruner.detach()
         prune_seconds = time.perf_counter() - t0
         n_steps = step - first_step
         if bar is not None:
@@ -435,7 +461,10 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
             batch = stream.next()
             last_lr = _unpack(batch, device, dtype)[0] if batch is not None else None
         verify_x = last_lr[:1] if (verify and last_lr is not None) else None
-        small, config = pruner.export(base_cfg, verify=verify_x)
+        dropped = [e.block for e in history if e.block]
+        small, config = pruner.export(None if dropped else base_cfg, verify=verify_x)
+        config.blocks_removed = dropped
+        config.complexity["before"] = before
         ft_step = 0
         ft_opt_state = None
     else:

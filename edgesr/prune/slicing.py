@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONFIG_NAME", "FORMAT", "WEIGHTS_NAME", "PrunedConfig", "load_pruned", "rebuild",
+__all__ = ["CONFIG_NAME", "FORMAT", "WEIGHTS_NAME", "PrunedConfig", "load_pruned", "read_pruned_config", "rebuild",
            "resolve_base_config", "save_pruned", "slice_model"]
 
 FORMAT = "edgesr.prune/1"
@@ -53,6 +53,7 @@ class PrunedConfig:
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     complexity: dict[str, Any] = field(default_factory=dict)
+    blocks_removed: list[str] = field(default_factory=list)  # residual blocks dropped, in order (old names)
     format: str = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,7 +72,7 @@ class PrunedConfig:
         return cls(model=str(data["model"]), scale=int(data["scale"]),
                    base_config=dict(data.get("base_config") or {}), layers=dict(data["layers"]),
                    groups=dict(data.get("groups") or {}), complexity=dict(data.get("complexity") or {}),
-                   format=fmt)
+                   blocks_removed=list(data.get("blocks_removed") or []), format=fmt)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,6 +278,22 @@ def save_pruned(path_dir: str | Path, model: nn.Module, config: PrunedConfig | M
                                                               "scale": str(config.scale)})
     write_text_atomic(targets[0], json.dumps(config.to_dict(), indent=1) + "\n", force=force)
     return folder
+
+
+def read_pruned_config(path_dir: str | Path) -> PrunedConfig | None:
+    """The `PrunedConfig` of a pruned-model folder (``config.json`` of format edgesr.prune/1), or None when
+    `path_dir` is not such a folder (a file, a run folder, anything else)."""
+    folder = Path(path_dir)
+    cfg_path = folder / CONFIG_NAME
+    if not folder.is_dir() or not cfg_path.is_file():
+        return None
+    try:
+        data = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    return PrunedConfig.from_dict(data)
 
 
 def load_pruned(path_dir: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:

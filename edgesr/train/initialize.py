@@ -32,7 +32,7 @@ class InitReport:
     """What `load_init_weights` did."""
 
     source: str
-    mode: str  # "strict" or "cross-scale"
+    mode: str  # "strict", "cross-scale" or "pruned" (a pruned-model folder: its architecture and weights)
     source_scale: int | None = None
     upsampler: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # checkpoint keys not loaded
@@ -42,6 +42,8 @@ class InitReport:
     def summary(self) -> str:
         if self.mode == "strict":
             return f"initialised from {self.source} ({self.loaded} tensors, strict)"
+        if self.mode == "pruned":
+            return f"initialised from the pruned model {self.source} ({self.loaded} tensors, its own widths)"
         return (f"initialised from {self.source} (x{self.source_scale} weights): {self.loaded} tensors loaded, "
                 f"scale-specific upsampler {', '.join(self.upsampler)} skipped "
                 f"({len(self.skipped)} checkpoint tensors not used: {', '.join(self.skipped)}; "

@@ -9,6 +9,8 @@ Run folder (``config.output_dir``; only rank 0 writes)::
     model_best.safetensors   weights with the best validation PSNR (when validating)
     model_final.safetensors  final weights (the EMA weights when EMA is on), trainable form
     model_folded.safetensors re-parameterized weights (models with re-parameterizable blocks)
+    pruned/                  with ``--init PRUNED_DIR``: the trained pruned model as config.json +
+                             weights.safetensors (`edgesr.prune.load_pruned`, and ``--init`` again)
     result.json              the TrainResult summary
     tb/                      TensorBoard events (if tensorboard is installed)
 
@@ -56,7 +58,7 @@ WEIGHTS_SUFFIX = ".safetensors"
 #: Files a run writes; --force removes exactly these (never other files in the folder).
 RUN_ARTIFACTS = ("config.json", "log.jsonl", "checkpoints", *(f"model_{k}{ext}" for k in ("final", "best", "folded")
                                                             for ext in (WEIGHTS_SUFFIX, ".pth")),
-                 "result.json", "tb")
+                 "result.json", "tb", "pruned")
 
 
 @dataclass
@@ -105,6 +107,21 @@ def _every(value: int | None, steps: int, parts: int = 10) -> int:
     if value is None:
         return max(1, steps // parts)
     return value
+
+
+def _pruned_init(init: str | None, model: str, scale: int) -> Any:
+    """The `PrunedConfig` when `init` is a pruned-model folder (checked against MODEL and scale), else None."""
+    if not init:
+        return None
+    from edgesr.prune import read_pruned_config
+
+    pruned = read_pruned_config(init)
+    if pruned is None:
+        return None
+    if pruned.model != model or pruned.scale != scale:
+        raise UserInputError(f"--init {init} holds a pruned {pruned.model} x{pruned.scale}, not {model} x{scale}; "
+                             f"train it as {pruned.model} (or leave MODEL out to take it from the folder).")
+    return pruned
 
 
 def _clear_artifacts(folder: Path) -> None:
@@ -209,7 +226,13 @@ class _Run:
         self.entry, self.scale = entry, scale
         self.build_cfg = {**(implied.config if implied else {}), **cfg.model_cfg}
         torch.manual_seed(cfg.seed)
-        model = create_model(entry.name, scale=scale, **self.build_cfg)
+        self.pruned_config = _pruned_init(cfg.init, entry.name, scale)
+        if self.pruned_config is not None:  # a pruned folder: its own (smaller) architecture and weights
+            from edgesr.prune import load_pruned
+
+            model = load_pruned(cfg.init).train()
+        else:
+            model = create_model(entry.name, scale=scale, **self.build_cfg)
         min_size = getattr(model, "min_input_size", 1)
         if cfg.patch < min_size:
             raise UserInputError(f"{entry.name} needs inputs of at least {min_size} pixels; --patch {cfg.patch} "
@@ -245,7 +268,10 @@ class _Run:
         # Weights.
         self.init_report: InitReport | None = None
         init = cfg.init or (implied.name if implied else None)
-        if init and self.resume_state is None:
+        if self.pruned_config is not None and self.resume_state is None:
+            self.init_report = InitReport(source=str(cfg.init), mode="pruned", source_scale=scale,
+                                          loaded=len(model.state_dict()))
+        elif init and self.resume_state is None:
             self.init_report = load_init_weights(model, init, entry=entry, scale=scale, cfg=self.build_cfg,
                                                  cross_scale=cfg.init_cross_scale)
         self.teacher = None
@@ -481,6 +507,10 @@ class _Run:
         folded, fold_info = None, None
         if info.is_main:
             final_path = save_weights(self.out / f"model_final{WEIGHTS_SUFFIX}", final)
+            if self.pruned_config is not None:
+                from edgesr.prune import save_pruned
+
+                save_pruned(self.out / "pruned", final, self.pruned_config, force=True)
             if (self.out / f"model_best{WEIGHTS_SUFFIX}").is_file():
                 best_path = self.out / f"model_best{WEIGHTS_SUFFIX}"
             if cfg.fold and _has_repconv(final):

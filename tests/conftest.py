@@ -151,3 +151,20 @@ def _adam_steps(model: torch.nn.Module, steps: int = 3, scale: int = 4) -> None:
 def adam_steps():
     """`adam_steps(model, steps=3, scale=4)`: train a model briefly on random patches."""
     return _adam_steps
+
+
+@pytest.fixture
+def run_edgesr(capsys) -> Callable[..., tuple[int, str, str]]:
+    """``run_edgesr(*args)`` -> (exit code, stdout, stderr) of ``edgesr ARGS`` in this process."""
+    from edgesr.cli.main import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

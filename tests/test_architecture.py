@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtimes",),
     ("evaluate", "video"),
     ("train", "bench"),
+    ("optimize",),
     ("cli",),
 )
 

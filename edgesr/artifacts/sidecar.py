@@ -46,6 +46,9 @@ may hold only those.
 ``graph``           ``nodes``, ``op_counts``, ``nodes_exported``, ``op_counts_exported``, ``initializers``,
                     ``initializer_bytes``.
 ``versions``        {package: version} of the tools that made it.
+``optimize``        optional, on the artifact `edgesr optimize` chose: ``decision``, ``chosen``, ``target``,
+                    ``runtime`` {``backend``, ``options``, ``threads``} (what runners default to for this
+                    artifact: `recommended_runtime`) and ``evidence`` (quality drop, latency, speed-up, report).
 format blocks       one object per format with what only that format needs: ``ort``, ``ncnn``, ``executorch``,
                     ``quantization``, ``tensorrt`` (documented by their exporters), kept in `Sidecar.blocks`.
 
@@ -232,6 +235,17 @@ class Sidecar:
         """The format block `name` ({} when absent)."""
         value = self.blocks.get(name)
         return value if isinstance(value, dict) else {}
+
+    def recommended_runtime(self) -> tuple[str, dict[str, Any]] | None:
+        """(backend, runner options) that `edgesr optimize` measured and chose this artifact with (its
+        ``optimize`` block), or None. Options are plain values (threads excluded: the caller's machine decides)."""
+        runtime = self.block("optimize").get("runtime")
+        if not isinstance(runtime, dict) or not isinstance(runtime.get("backend"), str) or not runtime["backend"]:
+            return None
+        options = runtime.get("options") if isinstance(runtime.get("options"), dict) else {}
+        plain = {str(k): v for k, v in options.items()
+                 if k != "threads" and isinstance(v, (str, int, float, bool)) and not isinstance(v, dict)}
+        return runtime["backend"], plain
 
     def copy(self) -> "Sidecar":
         """A deep copy (exporters derive one artifact's sidecar from another's)."""

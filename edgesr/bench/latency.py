@@ -183,3 +183,41 @@ def measure_runner(runner: Any, x: np.ndarray, **kwargs: Any) -> LatencyStats:
     batch = kwargs.get("batch_size") or (out_shape[0] if out_shape and len(out_shape) == 4 else 1)
     return replace(stats, breakdown=breakdown, output_shape=tuple(out_shape) if out_shape else None,
                    batch_size=batch)
+
+
+def measure_interleaved(fns: dict[str, Callable[[], Any]], *, warmup_iters: int = 2, min_iters: int = 10,
+                        min_seconds: float = 0.0, max_seconds: float | None = None,
+                        on_round: Callable[[int], Any] | None = None,
+                        clock: Callable[[], float] = time.perf_counter) -> dict[str, LatencyStats]:
+    """Time several workloads in one run, interleaved: after `warmup_iters` calls of each, every round calls
+    each function once (the order rotated each round), so a change in machine load between rounds touches all
+    of them alike. Rounds go on until `min_iters` rounds and `min_seconds` seconds are done, or `max_seconds`
+    (at least `min_iters` rounds always run). `on_round(done)` is called after each round."""
+    if not fns:
+        return {}
+    if min_iters < 1 or warmup_iters < 0:
+        raise UserInputError(f"min_iters must be >= 1 and warmup_iters >= 0, got {min_iters} and {warmup_iters}.")
+    names = list(fns)
+    warm: dict[str, float] = {}
+    for name in names:
+        t0 = clock()
+        for _ in range(warmup_iters):
+            fns[name]()
+        warm[name] = clock() - t0
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    start = clock()
+    rounds = 0
+    while True:
+        shift = rounds % len(names)
+        for name in names[shift:] + names[:shift]:
+            t0 = clock()
+            fns[name]()
+            samples[name].append(clock() - t0)
+        rounds += 1
+        if on_round is not None:
+            on_round(rounds)
+        elapsed = clock() - start
+        if rounds >= min_iters and (elapsed >= min_seconds or (max_seconds is not None and elapsed >= max_seconds)):
+            break
+    return {name: LatencyStats.from_samples(samples[name], warmup_iterations=warmup_iters, warmup_s=warm[name])
+            for name in names}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 from edgesr.bench.harness import BenchReport
 from edgesr.errors import MissingDependencyError
@@ -30,25 +31,44 @@ def _pixels(label: str) -> int | None:
 
 def pareto_plot(report: BenchReport, path: Path, force: bool = False) -> Path | None:
     """Latency (x) vs PSNR (y) per model/backend at the first input size; the Pareto front joined."""
+    first = report.records[0] if report.records else None
     points = [(r.median_ms, r.psnr, f"{r.label} {r.backend}") for r in report.records
-              if r.psnr is not None and r.input == report.records[0].input and r.threads == report.records[0].threads]
-    if not points:
+              if first is not None and r.psnr is not None and r.input == first.input and r.threads == first.threads]
+    if not points or first is None:
         return None
+    return latency_quality_plot(points, path, xlabel=f"median latency (ms), input {first.input}",
+                                ylabel=f"PSNR (dB, {first.psnr_dataset})", force=force)
+
+
+def latency_quality_plot(points: Sequence[tuple[float, float, str]], path: Path, *, xlabel: str, ylabel: str,
+                         highlight: int | None = None, floor: float | None = None, floor_label: str = "",
+                         title: str = "", force: bool = False) -> Path:
+    """Scatter of (latency, quality, label) points with the Pareto front (`edgesr.bench.pareto`) joined and
+    marked; `highlight`: index of a point drawn as a star (e.g. the chosen one); `floor`: a horizontal line
+    (e.g. the lowest quality a budget accepts)."""
+    from edgesr.bench.pareto import pareto_front
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for x, y, name in points:
-        ax.scatter(x, y)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    front = pareto_front([(x, y) for x, y, _ in points])
+    on_front = set(front)
+    for i, (x, y, name) in enumerate(points):
+        ax.scatter(x, y, color="tab:blue" if i in on_front else "tab:gray", s=28, zorder=3)
         ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    front, best = [], float("-inf")
-    for x, y, _ in sorted(points):
-        if y > best:
-            front.append((x, y))
-            best = y
-    ax.plot(*zip(*front), "--", color="gray", linewidth=1, label="Pareto front")
-    ax.set_xlabel(f"median latency (ms), input {report.records[0].input}")
-    ax.set_ylabel(f"PSNR (dB, {report.records[0].psnr_dataset})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--o", color="tab:blue", linewidth=1,
+            markersize=6, markerfacecolor="none", label="Pareto front", zorder=2)
+    if highlight is not None:
+        ax.scatter([points[highlight][0]], [points[highlight][1]], marker="*", s=260, color="tab:red", zorder=4,
+                   label=f"chosen: {points[highlight][2]}")
+    if floor is not None:
+        ax.axhline(floor, color="tab:red", linewidth=0.8, linestyle=":", label=floor_label or None)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     with atomic_path(path, force) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -89,7 +89,11 @@ def markdown_report(report: BenchReport, title: str = "edgesr benchmark") -> str
 
 
 def csv_text(report: BenchReport) -> str:
-    table = rows(report)
+    return rows_csv(rows(report))
+
+
+def rows_csv(table: list[dict[str, Any]]) -> str:
+    """CSV of flat rows (the first row's keys are the header); empty for no rows."""
     buf = io.StringIO()
     if table:
         writer = csv.DictWriter(buf, fieldnames=list(table[0]))

@@ -139,11 +139,30 @@ def target_for_artifact(path: Path, backend: str | None = None, flags: tuple[str
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"artifact not found: {path}")
+    sidecar = Sidecar.for_artifact(path)
+    chosen = sidecar.recommended_runtime() if sidecar is not None and not backend and not flags else None
+    if chosen is not None and path.suffix.lower() in get_backend(chosen[0]).extensions:
+        backend, flags = chosen[0], _flags_of(chosen[0], chosen[1])  # what edgesr optimize chose it with
     info = get_backend(backend) if backend else backend_for_path(path)
     spec = BackendSpec(info.name, flags)
-    sidecar = Sidecar.for_artifact(path)
     scale = sidecar.scale if sidecar is not None else 4
     precision = sidecar.export.precision if sidecar is not None else None
     return BenchTarget(label=path.stem, spec=spec, artifact=path, scale=int(scale), model_name=path.stem,
                        stage="artifact", min_size=sidecar.min_size if sidecar is not None else 1,
                        precision_hint=precision)
+
+
+def _flags_of(backend: str, options: dict[str, Any]) -> tuple[str, ...]:
+    """The backend-spec flags that give a runner these options (the inverse of `BackendSpec.runner_options`)."""
+    flags: list[str] = []
+    precision = str(options.get("precision", "")).lower()
+    if backend == "openvino" and precision in ("bf16", "f16"):
+        flags.append(precision)
+    elif backend == "torch":
+        flags += [p for p in ("bf16", "fp16") if p == precision]
+        flags += [f for f in ("compile", "channels_last") if options.get(f)]
+        if str(options.get("device", "cpu")).startswith("cuda"):
+            flags.append("cuda")
+    elif backend == "onnxruntime" and options.get("provider") in ("cuda", "tensorrt"):
+        flags.append(str(options["provider"]))
+    return tuple(flags)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval_cmd", "Evaluate a model or an exported artifact (Y-channel PSNR/SSIM) on datasets."),
     "export": ("export_cmd", "Export a model to a deployable artifact with its sidecar."),
     "models": ("models_cmd", "List registered models and their pretrained variants."),
+    "optimize": ("optimize_cmd", "Find the fastest deployable form of a model within a quality budget."),
     "prune": ("prune_cmd", "Prune a model's channels to a target, slice and fine-tune it."),
     "train": ("train_cmd", "Train or fine-tune a model on HR images."),
     "trt-check": ("trt_check_cmd", "Check a model or ONNX file against TensorRT's operator support."),

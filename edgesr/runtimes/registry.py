@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import logging
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -16,6 +17,8 @@ from types import ModuleType
 from typing import Any
 
 from edgesr.errors import MissingDependencyError, UserInputError, suggest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ def create_runner(target: Any, backend: str | None = None, **options: Any):
                                  "not a PyTorch module: export the model first, or use backend='torch'.")
     elif isinstance(target, (str, PathLike)):
         path = Path(target)
+        if not backend:
+            backend, options = _recommended(path, options)
         info = get_backend(backend) if backend else backend_for_path(path)
         if not info.extensions:
             raise UserInputError(f"the {info.name} backend runs an in-memory nn.Module, not a file ({path.name!r}): "
@@ -150,6 +155,25 @@ def create_runner(target: Any, backend: str | None = None, **options: Any):
         raise UserInputError(f"bad options for the {info.name} backend ({exc}); it takes: "
                              f"{', '.join(params)}.") from exc
     return cls(target, **options)
+
+
+def _recommended(path: Path, options: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The backend and options `edgesr optimize` chose `path` with (its sidecar's ``optimize`` block), under the
+    caller's own options; (None, options) when it records none."""
+    from edgesr.artifacts.sidecar import Sidecar, find_sidecar
+    from edgesr.errors import EdgesrError
+
+    found = find_sidecar(path) if path.is_file() else None
+    if found is None:
+        return None, options
+    try:
+        chosen = Sidecar.read(found).recommended_runtime()
+    except EdgesrError:
+        return None, options  # the runner reports a bad sidecar itself, naming the field
+    if chosen is None or chosen[0] not in _BACKENDS or path.suffix.lower() not in _BACKENDS[chosen[0]].extensions:
+        return None, options
+    log.info("%s: running on %s %s, as recorded by edgesr optimize in its sidecar", path.name, chosen[0], chosen[1])
+    return chosen[0], {**chosen[1], **options}
 
 
 # ---- the backends ----------------------------------------------------------------------------

@@ -15,10 +15,12 @@ from edgesr.cli.common import (SectionedCommand, SectionOption, describe_model, 
 from edgesr.export.formats import list_formats
 
 FORMAT_CHOICES = list_formats()
-INT8 = "INT8 (--int8; onnx, ort, trt)"
+INT8 = "INT8 (--int8; onnx, ort, openvino, trt)"
 TRT = "TensorRT (--format trt)"
 # the format-specific options: field of a format's config class -> its flag
 FORMAT_FLAGS = {"int8": "--int8", "calib_images": "--calib-images", "calib_count": "--calib-count",
+                "calib_method": "--calib-method", "int8_max_drop": "--int8-max-drop",
+                "int8_max_float": "--int8-max-float",
                 "workspace": "--workspace", "timing_cache": "--timing-cache", "opt_level": "--opt-level",
                 "hardware_compat": "--hardware-compat", "weakly_typed": "--weakly-typed"}
 
@@ -51,7 +53,7 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="onnx", show_default=True,
               help="Artifact format: onnx; ort (ONNX Runtime mobile .ort + required_operators.config); "
                    "onnx-int8 / ort-int8 (= --int8); trt (ONNX, then a TensorRT engine; needs an NVIDIA GPU and "
-                   "edgesr[tensorrt]); ncnn; executorch.")
+                   "edgesr[tensorrt]); ncnn; openvino (IR .xml + .bin; edgesr[openvino]); executorch.")
 @click.option("--fp16", is_flag=True, help="FP16 arithmetic (float32 I/O with Casts at the boundaries). "
                                            "For GPU/TensorRT/mobile: ONNX Runtime CPU runs it slower than FP32.")
 @click.option("--fp16-io", is_flag=True, help="FP16 arithmetic and float16 input/output (implies --fp16).")
@@ -80,11 +82,22 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @force_option
 @click.option("--int8", is_flag=True, cls=SectionOption, section=INT8,
               help="Static QDQ quantization calibrated on --calib-images, sensitive layers kept in float "
-                   "(onnx/ort: <name>_int8; trt: INT8 engine from a symmetric Q/DQ ONNX).")
+                   "(onnx/ort: <name>_int8; openvino: NNCF post-training quantization, <name>_int8_ov; trt: INT8 engine "
+                   "from a symmetric Q/DQ ONNX).")
 @click.option("--calib-images", type=click.Path(path_type=Path), default=None, metavar="DIR", cls=SectionOption,
-              section=INT8, help="LR images to calibrate on (onnx/ort default: shared/datasets/DIV2K_test_LR_x4).")
+              section=INT8, help="LR images to calibrate on (default: shared/datasets/DIV2K_test_LR_x4); the last images are held "
+                   "out to validate on.")
 @click.option("--calib-count", type=click.IntRange(min=1), default=None, metavar="N", cls=SectionOption,
-              section=INT8, help="onnx/ort: number of calibration crops (default 32).")
+              section=INT8, help="onnx/ort/openvino: number of calibration crops (default 32).")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]), default=None,
+              cls=SectionOption, section=INT8,
+              help="Activation range method (default: percentile for onnx/ort/trt, NNCF's own for openvino; "
+                   "openvino has no entropy).")
+@click.option("--int8-max-drop", type=float, default=None, metavar="DB", cls=SectionOption, section=INT8,
+              help="Largest Y-PSNR drop vs FP32 allowed on the validation images (held out from calibration): "
+                   "the most sensitive layers stay in float until it holds.")
+@click.option("--int8-max-float", type=click.IntRange(min=0), default=None, metavar="N", cls=SectionOption,
+              section=INT8, help="Most layers kept in float to meet the budget (default 10).")
 @click.option("--workspace", type=int, default=None, metavar="MB", cls=SectionOption, section=TRT,
               help="Builder workspace limit (default 2048).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None, metavar="FILE", cls=SectionOption,

@@ -18,7 +18,9 @@ format's options need no code in the CLI.
 Formats registered here: ``onnx`` (`export_onnx`), ``ort`` (ONNX Runtime mobile `.ort`,
 `edgesr.export.ort_mobile.export_ort`), ``onnx-int8`` and ``ort-int8`` (static QDQ INT8 calibrated on real
 images, `edgesr.export.quantize.quantize_onnx`; keyword arguments: ``calib_images`` (required),
-``calib_count``, and any other `quantize_onnx` option such as ``exclude``, ``method``, ``target``).
+``calib_count``, and any other `quantize_onnx` option such as ``exclude``, ``method``, ``target``), ``openvino``
+(IR .xml + .bin, FP32 / FP16 weights / INT8 by NNCF, `edgesr.export.openvino.export_openvino`). Every INT8
+path takes the same quality budget (`Int8Budget`).
 """
 from __future__ import annotations
 
@@ -165,24 +167,90 @@ def export_artifact(model: "nn.Module", out_dir: str | Path, name: str, fmt: str
 # ---- converters of the INT8 formats -------------------------------------------------------------------
 
 
+INT8_METHODS = ("minmax", "percentile", "entropy", "mse")
+
+
+@dataclass(frozen=True)
+class Int8Budget:
+    """What INT8 may cost and how it is calibrated, on every INT8 path (ONNX Runtime QDQ, OpenVINO/NNCF,
+    TensorRT Q/DQ).
+
+    method: activation range method (``--calib-method``): minmax, percentile, entropy or mse (None: the path's
+        default; `edgesr.export.calibration` documents them; NNCF maps them onto its range estimators).
+    max_drop_db: the most Y-PSNR the INT8 model may lose against the FP32 model on the validation set
+        (``--int8-max-drop``; images held out from calibration, `edgesr.export.int8_validation`); layers are
+        kept in float, most sensitive first, until the drop is within it. None: the path's default target.
+    max_float: the most layers (nodes) kept in float to meet it (``--int8-max-float``).
+    """
+
+    method: str | None = None
+    max_drop_db: float | None = None
+    max_float: int | None = None
+
+    def check(self, methods: tuple[str, ...] = INT8_METHODS) -> "Int8Budget":
+        if self.method is not None and self.method not in methods:
+            raise UserInputError(f"--calib-method {self.method!r} is not available here; choose one of "
+                                 f"{', '.join(methods)}.")
+        if self.max_drop_db is not None and not (self.max_drop_db >= 0 and self.max_drop_db < 100):
+            raise UserInputError(f"--int8-max-drop must be a number of dB >= 0, got {self.max_drop_db!r}.")
+        if self.max_float is not None and self.max_float < 0:
+            raise UserInputError(f"--int8-max-float must be >= 0, got {self.max_float}.")
+        return self
+
+
+def default_calibration_folder(calib_images: str | Path | None) -> Path:
+    """`calib_images`, or shared/datasets/DIV2K_test_LR_x4 when None; a missing/empty folder is a
+    UserInputError."""
+    from edgesr.export.calibration import calibration_files
+    from edgesr.paths import shared_dir
+
+    if calib_images is None:
+        default = shared_dir() / "datasets" / "DIV2K_test_LR_x4"
+        if not default.is_dir():
+            raise UserInputError("INT8 needs calibration images: pass --calib-images DIR (LR images, e.g. DIV2K "
+                                 "LR crops).")
+        calib_images = default
+    calibration_files(calib_images)
+    return Path(calib_images)
+
+
 @dataclass(frozen=True)
 class Int8Config:
     """Options of the INT8 formats (onnx-int8, ort-int8): the LR images to calibrate on (default:
-    shared/datasets/DIV2K_test_LR_x4) and how many crops of them (default 32)."""
+    shared/datasets/DIV2K_test_LR_x4), how many crops of them (default 32), and the quality budget
+    (`Int8Budget`: range method, largest Y-PSNR drop, most nodes kept in float)."""
 
     calib_images: Path | None = None
     calib_count: int | None = None
+    calib_method: str | None = None
+    int8_max_drop: float | None = None
+    int8_max_float: int | None = None
 
     name_suffix = "_int8"
 
     def prepare(self, options: "ExportOptions") -> "ExportOptions":
         if self.calib_count is not None and self.calib_count < 1:
             raise UserInputError(f"--calib-count must be >= 1, got {self.calib_count}.")
+        self.budget().check()
         _quantize_kwargs({"calib_images": self.calib_images}, options)  # a missing/empty folder fails now
         return options
 
+    def budget(self) -> Int8Budget:
+        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float)
+
     def kwargs(self) -> dict[str, Any]:
-        return {"calib_images": self.calib_images, "calib_count": self.calib_count}
+        return {"calib_images": self.calib_images, "calib_count": self.calib_count, **self.budget_kwargs()}
+
+    def budget_kwargs(self) -> dict[str, Any]:
+        """`quantize_onnx` keyword arguments of the budget (only those that are set)."""
+        kw: dict[str, Any] = {}
+        if self.calib_method is not None:
+            kw["method"] = self.calib_method
+        if self.int8_max_drop is not None:
+            kw["max_drop_db"] = self.int8_max_drop
+        if self.int8_max_float is not None:
+            kw["max_excluded"] = self.int8_max_float
+        return kw
 
 
 @dataclass
@@ -198,19 +266,8 @@ class Int8ExportResult:
 
 
 def _quantize_kwargs(kw: dict[str, Any], options: "ExportOptions") -> tuple[Path, dict[str, Any]]:
-    from edgesr.paths import shared_dir
-
     kw = dict(kw)
-    calib = kw.pop("calib_images", None)
-    if calib is None:
-        default = shared_dir() / "datasets" / "DIV2K_test_LR_x4"
-        if not default.is_dir():
-            raise UserInputError("INT8 needs calibration images: pass --calib-images DIR (LR images, e.g. DIV2K "
-                                 "LR crops).")
-        calib = default
-    from edgesr.export.calibration import calibration_files
-
-    calibration_files(calib)  # a missing/empty folder fails now, before the FP32 export
+    calib = default_calibration_folder(kw.pop("calib_images", None))  # fails now, before the FP32 export
     if kw.get("calib_count") is None:
         kw.pop("calib_count", None)
     kw.setdefault("threads", options.threads)
@@ -267,4 +324,7 @@ register_format(FormatInfo("trt", "edgesr.export.tensorrt.pipeline:export_trt", 
                            "TensorRT engine (NVIDIA GPU + edgesr[tensorrt]) built from the ONNX export, + sidecar",
                            config="edgesr.export.tensorrt.pipeline:TrtConfig"))
 register_format(FormatInfo("ncnn", "edgesr.export.ncnn:export_ncnn", (".param", ".bin"), "ncnn param/bin via pnnx (edgesr[mobile]) + sidecar, verified in ncnn"))  # noqa: E501
+register_format(FormatInfo("openvino", "edgesr.export.openvino:export_openvino", (".xml", ".bin"),
+                           "OpenVINO IR .xml/.bin (edgesr[openvino]; --fp16: f16 weights, --int8: NNCF) + sidecar, "
+                           "verified in OpenVINO", config="edgesr.export.openvino:OpenVINOConfig"))
 register_format(FormatInfo("executorch", "edgesr.export.executorch:export_executorch", (".pte",), "ExecuTorch .pte, XNNPACK (edgesr[executorch]) + sidecar", accepts_fp16=False))  # noqa: E501

@@ -152,6 +152,8 @@ class QuantizeResult:
     full_int8_psnr_db: float | None  # every node quantized, held-out crops
     selection_psnr_db: float | None  # final model, selection crops (what the budget was checked on)
     psnr_budget_db: float | None
+    max_drop_db: float | None = None
+    drops: dict[str, Any] | None = None  # Y-PSNR of FP32 and INT8 on the validation / held-out images
     sensitivity: list[SensitivityEntry] = field(default_factory=list)
     steps: list[ExclusionStep] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
@@ -177,13 +179,19 @@ class QuantizeResult:
         if self.steps:
             fwd = [s for s in self.steps if not s.node.startswith("-")]
             back = [s for s in self.steps if s.node.startswith("-") and s.kept]
+            budget = (f"Y-PSNR drop <= {self.max_drop_db:g} dB on the validation images"
+                      if self.max_drop_db is not None else
+                      f"{self.psnr_budget_db:g} dB vs FP32 on selection crops: {db(self.selection_psnr_db)}")
             lines.append(f"sensitivity search: {len(self.sensitivity)} nodes measured, {len(fwd)} exclusions "
-                         f"tried, {sum(s.kept for s in fwd)} kept, {len(back)} quantized again (budget "
-                         f"{self.psnr_budget_db:g} dB vs FP32 on selection crops: {db(self.selection_psnr_db)})")
+                         f"tried, {sum(s.kept for s in fwd)} kept, {len(back)} quantized again (budget {budget})")
         if self.excluded:
             lines.append(f"kept in float ({len(self.excluded)}): {', '.join(self.excluded)}")
         lines.append(f"result: PSNR vs FP32 {db(self.psnr_db)} mean, {db(self.min_psnr_db)} worst, "
                      f"max |d| {self.max_abs_diff:.3g} (0..255) on {cal.get('holdout_crops')} held-out crops")
+        if self.drops:
+            d = self.drops
+            lines.append(f"Y-PSNR drop vs FP32: {d['select_drop_db']:.3f} dB on {d['select_images']} validation "
+                         f"images, {d['holdout_drop_db']:.3f} dB on {d['holdout_images']} held-out images")
         lines.append("QDQ: " + ", ".join(f"{k} {v}" for k, v in self.qdq_counts.items()))
         lines.append(f"wrote {self.path} and {self.sidecar_path} ({self.seconds:.1f} s)")
         lines.extend(f"warning: {w}" for w in self.warnings)
@@ -309,6 +317,37 @@ class _Evaluator:
         return _pooled_psnr([p for p, _ in self.measure(model, extra)])
 
 
+class _DropMeter:
+    """Y-PSNR against ground truth (`edgesr.export.int8_validation`) of candidate graphs on the selection
+    images (what the search's budget is checked on) and the held-out images (what is reported)."""
+
+    def __init__(self, fp32: "onnx.ModelProto", io: str, threads: int, select_files: Sequence[Path],
+                 hold_files: Sequence[Path], count: int, min_size: int, scale: int) -> None:
+        from edgesr.export.int8_validation import validation_set
+
+        self.io, self.threads = io, threads
+        self.select = validation_set(select_files, scale, count=count, min_size=min_size)
+        self.holdout = validation_set(hold_files, scale, count=count, min_size=min_size)
+        self.fp32_select = self.select_psnr(fp32)
+        self.fp32_holdout = self._psnr(self.holdout, fp32)
+
+    def _psnr(self, vset: Any, model: Any) -> float:
+        from edgesr.export.verify import create_session, onnxruntime_sr_function
+
+        session = create_session(model, threads=self.threads)
+        return vset.psnr(onnxruntime_sr_function(session, io=self.io))
+
+    def select_psnr(self, model: Any) -> float:
+        return self._psnr(self.select, model)
+
+    def report(self, model: Any) -> dict[str, Any]:
+        sel, hold = self.select_psnr(model), self._psnr(self.holdout, model)
+        return {"fp32_select_db": self.fp32_select, "int8_select_db": sel, "select_drop_db": self.fp32_select - sel,
+                "select_images": len(self.select.pairs), "fp32_holdout_db": self.fp32_holdout,
+                "int8_holdout_db": hold, "holdout_drop_db": self.fp32_holdout - hold,
+                "holdout_images": len(self.holdout.pairs), "protocol": self.select.describe()["protocol"]}
+
+
 def _pooled_psnr(psnrs: Sequence[float]) -> float:
     mses = [0.0 if math.isinf(p) else 255.0 ** 2 / 10 ** (p / 10) for p in psnrs]
     mse = float(np.mean(mses)) if mses else 0.0
@@ -384,7 +423,7 @@ def node_gates(fp32: "onnx.ModelProto", gate_of: dict[str, int]) -> dict[str, li
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str | Path, *,
                   target: str = "ort-cpu", method: str = DEFAULT_METHOD, per_channel: bool = True,
                   exclude: Sequence[str] | str | None = None, psnr_budget_db: float = DEFAULT_PSNR_BUDGET_DB,
-                  max_excluded: int = DEFAULT_MAX_EXCLUDED, calib_count: int = 32, calib_size: int = 96,
+                  max_drop_db: float | None = None, max_excluded: int = DEFAULT_MAX_EXCLUDED, val_count: int = 8, calib_count: int = 32, calib_size: int = 96,
                   holdout_count: int = 8, holdout_size: int = 128, select_count: int = 4,
                   percentile: float = DEFAULT_PERCENTILE, io: str | None = None, threads: int = 2, seed: int = 0,
                   force: bool = False, progress: Callable[[str], None] | None = None) -> QuantizeResult:
@@ -400,6 +439,10 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         per_channel: per-output-channel weight scales (recommended; per-tensor costs several dB on SR).
         exclude: None (quantize every supported node), "auto" (measured sensitivity search, see the module
             docstring), or names of nodes of the FP32 graph to keep in float.
+        max_drop_db: when set, the "auto" search's budget is the Y-PSNR *drop* vs the FP32 graph on the
+            validation images (`edgesr.export.int8_validation`: `val_count` selection images used as ground
+            truth, MATLAB bicubic LR) instead of `psnr_budget_db`; the result reports the drop on held-out
+            images as well.
         psnr_budget_db / max_excluded: the "auto" search stops when the PSNR vs FP32 on the selection crops
             reaches the budget or when `max_excluded` nodes are excluded.
         calib_count / calib_size: number and size (px, square) of calibration crops.
@@ -433,6 +476,8 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         raise UserInputError(f"percentile must be in (50, 100], got {percentile!r}.")
     if not (isinstance(psnr_budget_db, (int, float)) and psnr_budget_db > 0):
         raise UserInputError(f"psnr_budget_db must be a positive number of dB, got {psnr_budget_db!r}.")
+    if max_drop_db is not None and not (isinstance(max_drop_db, (int, float)) and 0 <= max_drop_db < 100):
+        raise UserInputError(f"max_drop_db must be a number of dB >= 0, got {max_drop_db!r}.")
     qt = QUANT_TARGETS[target]
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     if not fp32_path.is_file():
@@ -472,7 +517,9 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
                              "names (export it with edgesr, or name its nodes).")
 
     warn: list[str] = []
-    calib_files, select_files, hold_files = cal.split_files(files, holdout_count, select_count)
+    calib_files, select_files, hold_files = cal.split_files(
+        files, max(holdout_count, val_count) if max_drop_db is not None else holdout_count,
+        max(select_count, val_count) if max_drop_db is not None else select_count)
     if len(files) < 3:
         warn.append(f"only {len(files)} calibration image(s): calibration, selection and held-out crops share "
                     "images, so the reported PSNR is optimistic.")
@@ -518,6 +565,15 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
 
         select = _Evaluator(proto, picks, io, threads)
         holdout = _Evaluator(proto, held, io, threads)
+        scale = base_side.scale if base_side is not None else \
+            holdout.refs[0].shape[-1] // holdout.batches[0].shape[-1]
+        drop = _DropMeter(proto, io, threads, select_files, hold_files, val_count, min_size, scale) \
+            if max_drop_db is not None else None
+        # the search's measure and its threshold: PSNR vs FP32 on the selection crops >= psnr_budget_db, or
+        # Y-PSNR on the validation images >= FP32's minus max_drop_db
+        measure = drop.select_psnr if drop is not None else select.psnr
+        threshold = drop.fp32_select - max_drop_db if drop is not None else psnr_budget_db
+        undo_tolerance = 0.005 if drop is not None else 0.05
         say("quantizing all nodes")
         full = build()
         full_psnr = holdout.psnr(full)
@@ -526,13 +582,13 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         excluded: list[str] = []
         final = full
         if wanted == "auto":
-            current = select.psnr(full)
-            if current < psnr_budget_db and max_excluded > 0:
+            current = measure(full)
+            if current < threshold and max_excluded > 0:
                 allowed = set(qt.op_types) if qt.op_types is not None else None
                 candidates = [n.name for n in proto.graph.node
                               if n.op_type not in _INHERITING_OPS and n.name in _quantizable(proto)
                               and (allowed is None or n.op_type in allowed)]
-                say(f"all nodes quantized: {current:.2f} dB on selection crops < budget {psnr_budget_db:g} dB; "
+                say(f"all nodes quantized: {current:.3f} dB on selection images < budget {threshold:.3f} dB; "
                     f"measuring {len(candidates)} nodes one at a time")
                 sensitivity = _sensitivity(onnx.load_from_string(full), proto, candidates, select, threads)
                 sensitivity.sort(key=lambda e: e.psnr_db)
@@ -542,37 +598,41 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
                 trial_set: list[str] = []
                 tried = 0
                 for entry in sensitivity:
-                    if current >= psnr_budget_db or len(excluded) >= max_excluded or tried >= 2 * max_excluded:
+                    if current >= threshold or len(excluded) >= max_excluded or tried >= 2 * max_excluded:
                         break
                     if math.isinf(entry.psnr_db):  # quantizing it alone changes nothing
                         continue
                     tried += 1
                     trial_set = excluded + [entry.node]
                     model = build(trial_set)
-                    value = select.psnr(model)
-                    keep = value >= current - 0.05
+                    value = measure(model)
+                    keep = value >= current - undo_tolerance
                     steps.append(ExclusionStep(entry.node, value, keep))
                     say(f"exclude {entry.node} ({entry.op_type}): {value:.2f} dB" + ("" if keep else " (undone)"))
                     if keep:
                         excluded, current, final = trial_set, value, model
                 # backward: quantize again the excluded nodes the budget does not need (least damaging first)
-                if current >= psnr_budget_db:
+                if current >= threshold:
                     for node in list(reversed(excluded)):
                         rest = [n for n in excluded if n != node]
                         model = build(rest)
-                        value = select.psnr(model)
-                        keep_quantized = value >= psnr_budget_db
+                        value = measure(model)
+                        keep_quantized = value >= threshold
                         steps.append(ExclusionStep(f"-{node}", value, keep_quantized))
                         if keep_quantized:
                             say(f"quantize {node} again: {value:.2f} dB (still within budget)")
                             excluded, current, final = rest, value, model
-                if current < psnr_budget_db:
-                    warn.append(f"PSNR budget {psnr_budget_db:g} dB not met with {len(excluded)} nodes in float "
-                                f"({current:.2f} dB on selection crops); raise max_excluded or lower the budget.")
+                if current < threshold:
+                    what = (f"Y-PSNR drop budget {max_drop_db:g} dB not met with {len(excluded)} nodes in float "
+                            f"(drop {drop.fp32_select - current:.3f} dB on the validation images)" if drop is not None
+                            else f"PSNR budget {psnr_budget_db:g} dB not met with {len(excluded)} nodes in float "
+                                 f"({current:.2f} dB on selection crops)")
+                    warn.append(f"{what}; raise max_excluded (--int8-max-float) or the budget.")
         elif wanted:
             excluded = list(wanted)
             final = build(excluded)
         selection_psnr = select.psnr(final) if wanted == "auto" else None
+        drops = drop.report(final) if drop is not None else None
         values = holdout.measure(final)
         holdout_scale = holdout.refs[0].shape[-1] // holdout.batches[0].shape[-1]
     psnrs = [p for p, _ in values]
@@ -595,7 +655,8 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         path=out_path, sidecar_path=side_path, target=target, method=method, per_channel=per_channel,
         excluded=excluded, psnr_db=mean_psnr, min_psnr_db=min(psnrs), max_abs_diff=max(d for _, d in values),
         full_int8_psnr_db=full_psnr, selection_psnr_db=selection_psnr,
-        psnr_budget_db=psnr_budget_db if wanted == "auto" else None, sensitivity=sensitivity, steps=steps,
+        psnr_budget_db=psnr_budget_db if wanted == "auto" and drop is None else None, max_drop_db=max_drop_db,
+        drops=drops, sensitivity=sensitivity, steps=steps,
         calibration=calibration, qdq_counts=_qdq_counts(qproto), warnings=warn)
     sidecar = _int8_sidecar(base_side, proto, qproto, out_path, fp32_path, fp32_bytes, io, qt, result, held, values,
                             threads)
@@ -695,6 +756,7 @@ def _int8_sidecar(base: "Sidecar | None", fp32: "onnx.ModelProto", qproto: "onnx
         "excluded_nodes": result.excluded, "psnr_vs_fp32_db": result.psnr_db,
         "min_psnr_vs_fp32_db": result.min_psnr_db, "all_quantized_psnr_vs_fp32_db": result.full_int8_psnr_db,
         "psnr_budget_db": result.psnr_budget_db, "selection_psnr_db": result.selection_psnr_db,
+        "max_drop_db": result.max_drop_db, "y_psnr_drop": result.drops,
         "sensitivity": [asdict(e) for e in result.sensitivity],
         "search": [asdict(s) for s in result.steps],
         "qdq": result.qdq_counts,

@@ -38,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--artifact", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--tile", type=int, default=256, help="--tile of every run (0: whole images)")
     ap.add_argument("--single-checks", type=int, default=100,
                     help="how many outputs to compare against the single-image path (in-process upscale_file)")
     ap.add_argument("--md", type=Path, default=None)
@@ -51,13 +52,14 @@ def main() -> None:
         os.symlink(path, src / path.name)
     (src / "0950_corrupt.png").write_bytes((shared_dir() / "datasets" / "DIV2K_test_LR_x4" / "0950.png")
                                            .read_bytes()[:3000])  # a truncated PNG
+    engine = ["--artifact", str(args.artifact), "--tile", str(args.tile)]
     load_before = os.getloadavg()
-    full, t_full = cli("--artifact", str(args.artifact), str(src), str(work / "all"))
+    full, t_full = cli(*engine, str(src), str(work / "all"))
     load_after = os.getloadavg()
     outputs = sorted((work / "all").glob("*.png"))
     rate = len(outputs) / t_full
 
-    shard_runs = [cli("--artifact", str(args.artifact), str(src), str(work / "sharded"), "--shard", f"{k}/2")
+    shard_runs = [cli(*engine, str(src), str(work / "sharded"), "--shard", f"{k}/2")
                   for k in (1, 2)]
     sharded = sorted((work / "sharded").glob("*.png"))
     shards_equal = [p.name for p in sharded] == [p.name for p in outputs] and all(
@@ -69,7 +71,7 @@ def main() -> None:
     from edgesr.runtimes import create_runner
 
     runner = create_runner(args.artifact).activate()
-    plan, scale = plan_runner_tiling(runner, 256, 32)
+    plan, scale = plan_runner_tiling(runner, args.tile, 32)
     fn = plan.wrap(runner.as_sr_function(), scale)
     opts = UpscaleOptions(tile=plan.tile, halo=plan.halo, min_size=plan.min_size)
     single_equal = 0
@@ -78,7 +80,7 @@ def main() -> None:
         ref = work / "single" / path.name
         upscale_file(fn, path, ref, scale, options=opts)
         single_equal += np.array_equal(pixels(ref), pixels(work / "all" / path.name))
-    cli_one, _ = cli("--artifact", str(args.artifact), str(images[0]), str(work / "cli_single.png"))
+    cli_one, _ = cli(*engine, str(images[0]), str(work / "cli_single.png"))
     cli_equal = cli_one.returncode == 0 and np.array_equal(pixels(work / "cli_single.png"),
                                                           pixels(work / "all" / images[0].name))
 
@@ -88,7 +90,8 @@ def main() -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared; load average "
         f"{load_before[0]:.1f} before / {load_after[0]:.1f} after the timed run. Command: "
-        f"`edgesr upscale --artifact {args.artifact.name} IN_DIR OUT_DIR` (tile 256, halo 32).",
+        f"`edgesr upscale --artifact {args.artifact.name} IN_DIR OUT_DIR --tile {args.tile}` (halo 32). Made by "
+        f"`python {' '.join(sys.argv)}`.",
         "",
         "| check | result |",
         "|---|---|",

@@ -30,14 +30,17 @@ def picture(width: int = 320, height: int = 200) -> np.ndarray:
     return np.asarray(img)
 
 
-def video(path: Path, frames: np.ndarray, fps: int = 12) -> None:
-    """A panning H.264 video over `frames` with a 440 Hz AAC tone (needs PyAV: pip install 'edgesr[video]')."""
+def video(path: Path, frames: np.ndarray, fps: int = 12, *, codec: str = "libx264", pix_fmt: str = "yuv420p",
+          options: dict[str, str] | None = None) -> None:
+    """A video of `frames` (H.264 yuv420p unless told otherwise; libx264rgb, bgr0, crf 0 is lossless) with a
+    440 Hz AAC tone as long as the frames (needs PyAV: pip install 'edgesr[video]')."""
     import av
 
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps)
+        v = out.add_stream(codec, rate=fps)
         v.height, v.width = frames[0].shape[:2]
-        v.pix_fmt = "yuv420p"
+        v.pix_fmt = pix_fmt
+        v.options = dict(options or {})
         a = out.add_stream("aac", rate=48000)
         a.layout = "mono"
         for img in frames:

@@ -60,6 +60,11 @@ def _engine(args: tuple[str, ...], scale: int | None, weights: str | None, artif
 @click.option("--halo", type=int, default=32, show_default=True, help="Context pixels around each tile.")
 @click.option("--blend", type=int, default=0, show_default=True, metavar="PX",
               help="Feather tile seams over PX LR pixels (linear weights; needs halo >= PX/2). 0: hard crop.")
+@click.option("--two-pass", is_flag=True,
+              help="ESA models (RLFN, RFDN, EFDN) in PyTorch: run the model once on the whole image first and give "
+                   "every tile the whole image's attention maps, so tiled output matches untiled.")
+@click.option("--two-pass-downscale", type=int, default=1, show_default=True, metavar="N",
+              help="--two-pass: take the attention maps from a copy downscaled N times (less memory for pass 1).")
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips/rotations (x8 compute).")
 @click.option("--keep-16bit", is_flag=True, help="16-bit PNG inputs give 16-bit PNG outputs (default: 8-bit).")
 @click.option("--exif-orientation/--no-exif-orientation", default=True, show_default=True,
@@ -85,7 +90,8 @@ def _engine(args: tuple[str, ...], scale: int | None, weights: str | None, artif
 @click.option("--resume", is_flag=True, help="Video: continue an interrupted run (finished segments are kept).")
 @force_option
 def command(args: tuple[str, ...], scale: int | None, weights: str | None, artifact: Path | None, backend: str | None,
-            tile: int, halo: int, blend: int, self_ensemble: bool, keep_16bit: bool, exif_orientation: bool,
+            tile: int, halo: int, blend: int, two_pass: bool, two_pass_downscale: int, self_ensemble: bool,
+            keep_16bit: bool, exif_orientation: bool,
             max_megapixels: float | None, recursive: bool, pattern: str | None, out_ext: str | None,
             shard: str | None, codec: str, crf: float, pix_fmt: str, preset: str | None, batch: int,
             segment_frames: int, resume: bool, force: bool) -> None:
@@ -106,13 +112,20 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
         raise UserInputError("with --artifact/--engine give only SRC DST (the artifact replaces MODEL).")
     if artifact is None and (backend is not None):
         raise UserInputError("--backend applies to --artifact.")
+    if two_pass and artifact is not None:
+        raise UserInputError("--two-pass runs MODEL in PyTorch (it hooks the attention layers); an exported "
+                             "artifact tiles the ordinary way: use --blend to soften its seams.")
+    if two_pass and self_ensemble:
+        raise UserInputError("--two-pass and --self-ensemble cannot be combined (the ensemble's flips move the "
+                             "tiles the attention maps are cut for).")
     src, dst = Path(args[-2]), Path(args[-1])
+    attention = two_pass_downscale if two_pass else None
     folder_only = {"--recursive": recursive, "--glob": pattern, "--ext": out_ext, "--shard": shard}
     options = UpscaleOptions(halo=halo, blend=blend, self_ensemble=self_ensemble, keep_16bit=keep_16bit,
                              exif_orientation=exif_orientation, max_megapixels=max_megapixels)
     if src.is_dir():
         _folder(args, scale, weights, artifact, backend, tile, options, src, dst, recursive, pattern, out_ext,
-                shard, force)
+                shard, force, attention)
         return
     given = [name for name, value in folder_only.items() if value]
     if given:
@@ -120,6 +133,8 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
     from edgesr.video.probe import VIDEO_EXTENSIONS
 
     if src.suffix.lower() in VIDEO_EXTENSIONS or dst.suffix.lower() in VIDEO_EXTENSIONS:
+        if two_pass:
+            raise UserInputError("--two-pass applies to images and folders, not videos.")
         from edgesr.video.pipeline import VideoOptions
 
         video = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, preset=preset, batch=batch,
@@ -129,17 +144,30 @@ def command(args: tuple[str, ...], scale: int | None, weights: str | None, artif
         return
     if resume:
         raise UserInputError("--resume applies to videos.")
-    _image(args, scale, weights, artifact, backend, tile, options, src, dst, force)
+    _image(args, scale, weights, artifact, backend, tile, options, src, dst, force, attention)
 
 
-def _image(args, scale, weights, artifact, backend, tile, options, src: Path, dst: Path, force: bool) -> None:
+def _with_engine(options, engine: Engine, attention: int | None):
+    """`options` with the engine's tiling limits, progress bars and, for --two-pass (`attention`: the
+    downscale of pass 1), the whole-image attention hook."""
     from dataclasses import replace
 
+    on_image = None
+    if attention is not None:
+        from edgesr.inference.two_pass import whole_image_attention
+
+        on_image = whole_image_attention(engine.model, attention)
+    return replace(options, tile=engine.tile, halo=engine.halo, min_size=engine.min_size, progress=True,
+                   on_image=on_image)
+
+
+def _image(args, scale, weights, artifact, backend, tile, options, src: Path, dst: Path, force: bool,
+           attention: int | None) -> None:
     from edgesr.inference.files import check_output, upscale_file
 
     check_output(src, dst, force, options.keep_16bit)  # before loading anything
     engine = _engine(args, scale, weights, artifact, backend, tile, options.halo)
-    options = replace(options, tile=engine.tile, halo=engine.halo, min_size=engine.min_size, progress=True)
+    options = _with_engine(options, engine, attention)
     rep = upscale_file(engine.fn, src, dst, engine.scale, force=force, options=options)
     kind = "grayscale" if rep.grayscale else "RGB"
     click.echo(f"{src} {rep.input_shape[1]}x{rep.input_shape[0]} -> {dst} {rep.output_shape[1]}x"
@@ -168,9 +196,7 @@ def _video(args, scale, weights, artifact, backend, tile, video, src: Path, dst:
 
 
 def _folder(args, scale, weights, artifact, backend, tile, options, src: Path, dst: Path, recursive: bool,
-            pattern: str | None, out_ext: str | None, shard: str | None, force: bool) -> None:
-    from dataclasses import replace
-
+            pattern: str | None, out_ext: str | None, shard: str | None, force: bool, attention: int | None) -> None:
     from edgesr.errors import EdgesrError, UserInputError
     from edgesr.inference.files import check_output, upscale_file
     from edgesr.inference.folder import Shard, plan_folder, run_folder
@@ -185,7 +211,7 @@ def _folder(args, scale, weights, artifact, backend, tile, options, src: Path, d
     for job in jobs:  # every output path is checked before any compute
         check_output(job.src, job.dst, True, options.keep_16bit)
     engine = _engine(args, scale, weights, artifact, backend, tile, options.halo)
-    options = replace(options, tile=engine.tile, halo=engine.halo, min_size=engine.min_size, progress=True)
+    options = _with_engine(options, engine, attention)
 
     def one(job):
         rep = upscale_file(engine.fn, job.src, job.dst, engine.scale, force=force, options=options)

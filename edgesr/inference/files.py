@@ -7,14 +7,21 @@ file, DST equal to SRC) and the image size (from the header, before decoding).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import numpy as np
 from PIL import Image
 
 from edgesr.errors import UserInputError
 from edgesr.inference.predict import SRFunction
+from edgesr.inference.stitch import TileHook
+
+#: Per-image set-up of a tile hook: given the LR image (HxWx3 uint8/uint16), a context within which the
+#: image is upscaled, yielding the hook each tile is announced to (two-pass ESA tiling is one).
+ImageHook = Callable[[np.ndarray], ContextManager[TileHook]]
 
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -32,7 +39,7 @@ class UpscaleOptions:
     exif_orientation: bool = True  #: rotate/flip as the EXIF Orientation tag says
     max_megapixels: float | None = None  #: None: from the machine's free memory
     progress: bool = False
-    on_tile: object = field(default=None, repr=False)  #: TileHook for two-pass attention
+    on_image: ImageHook | None = field(default=None, repr=False)  #: e.g. two-pass attention
 
 
 @dataclass
@@ -129,8 +136,9 @@ def upscale_file(fn: SRFunction, src: str | Path, dst: str | Path, scale: int, *
         raise UserInputError(f"16-bit output needs a .png file, got {dst.name}; drop --keep-16bit for 8-bit.")
     run = self_ensemble(fn) if options.self_ensemble else fn
     config = TilingConfig(options.tile, options.halo, 1, options.min_size)
-    sr = upscale_tiled(run, rgb, scale, config, blend=options.blend, gray_out=gray, progress=options.progress,
-                       on_tile=options.on_tile)  # type: ignore[arg-type]
+    with (options.on_image(rgb) if options.on_image is not None else contextlib.nullcontext()) as on_tile:
+        sr = upscale_tiled(run, rgb, scale, config, blend=options.blend, gray_out=gray, progress=options.progress,
+                           on_tile=on_tile)
     del rgb
     sr_alpha = _resize_alpha(alpha, scale) if alpha is not None else None
     _write(dst, sr, sr_alpha, force)

@@ -12,7 +12,7 @@ the identity. Only PyTorch modules can be hooked; exported artifacts tile the or
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesr.errors import UserInputError
+from edgesr.inference.stitch import TileHook
 from edgesr.inference.tiling import Tile
 
 
@@ -112,3 +113,22 @@ class GlobalAttention:
             for h in handles:
                 h.remove()
             self.window = None
+
+
+def whole_image_attention(model: nn.Module, downscale: int = 1) -> Callable[[np.ndarray], ContextManager[TileHook]]:
+    """An `ImageHook` for `upscale_file` (`UpscaleOptions.on_image`): pass 1 on each image, then its tiles
+    use the whole image's ESA maps. Refuses models without ESA and `downscale` < 1 up front, before any
+    image is read, so a folder run fails once rather than on every file."""
+    if not esa_modules(model):
+        raise UserInputError(f"{type(model).__name__} has no ESA attention: --two-pass applies to ESA models "
+                             "(RLFN, RFDN, EFDN).")
+    if downscale < 1:
+        raise UserInputError(f"--two-pass-downscale must be >= 1, got {downscale}.")
+
+    @contextlib.contextmanager
+    def per_image(image: np.ndarray) -> Iterator[TileHook]:
+        attention = GlobalAttention(model, image, downscale)
+        with attention.active():
+            yield attention.on_tile
+
+    return per_image

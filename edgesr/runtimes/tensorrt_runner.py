@@ -66,7 +66,7 @@ class TensorRTRunner(BaseRunner):
         self._overrides = {"min_size": min_size, "align": align}
         self._scale_override = scale
         self.scale = scale
-        self.meta: dict[str, Any] = {}
+        self.built: dict[str, Any] = {}  #: the sidecar's ``tensorrt`` block: what built the engine
         self.compat_warnings: list[str] = []
         self.engine: Any = None
         self._runner: Any = None
@@ -113,8 +113,8 @@ class TensorRTRunner(BaseRunner):
             raise UserInputError(f"engine file not found: {self.path}")
         self.device = self._setup_device()
         sidecar = Sidecar.for_artifact(self.path) if self.use_sidecar else None
-        self.meta = sidecar.to_dict() if sidecar is not None else {}
-        built = self.meta.get("tensorrt") if isinstance(self.meta.get("tensorrt"), dict) else None
+        self.built = sidecar.block("tensorrt") if sidecar is not None else {}
+        built = self.built or None
         version = str(getattr(trt, "__version__", ""))
         if built and self.check_compat:
             self.compat_warnings = check_engine_compat(built, version, self.gpu, f"engine {self.path.name}")
@@ -224,7 +224,7 @@ class TensorRTRunner(BaseRunner):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        built = self.meta.get("tensorrt") if isinstance(self.meta.get("tensorrt"), dict) else {}
+        built = self.built
         info.update(path=str(self.path), device=self.device_name, tensorrt=str(getattr(self._trt, "__version__", "")),
                     precision=built.get("precision"), built_with=built.get("version"),
                     built_on=(built.get("gpu") or {}).get("name"))

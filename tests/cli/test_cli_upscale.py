@@ -134,3 +134,39 @@ def test_tiled_cli_matches_untiled(datasets_dir: Path, tmp_path: Path) -> None:
     x, y = np.asarray(Image.open(a)).astype(float), np.asarray(Image.open(b)).astype(float)
     mse = ((x - y) ** 2).mean()
     assert 10 * np.log10(255**2 / max(mse, 1e-12)) >= 50.0
+
+
+@pytest.mark.slow  # three model runs; the tile-128 table is benchmarks/tiling_seams.py
+def test_two_pass_tiles_reproduce_the_untiled_output(lr_png: Path, tmp_path: Path) -> None:
+    """--two-pass gives every tile the whole image's ESA attention maps: hard-cropped tiles then reproduce the
+    untiled output, where plain tiles pool attention over their own windows and differ."""
+    outs = {name: tmp_path / f"{name}.png" for name in ("whole", "tiled", "two_pass")}
+    tiles = ["--tile", "24", "--halo", "8"]
+    for name, extra in (("whole", ["--tile", "0"]), ("tiled", tiles), ("two_pass", [*tiles, "--two-pass"])):
+        res = run("upscale", "rlfn_ntire", str(lr_png), str(outs[name]), *extra)
+        assert res.exit_code == 0, res.output
+    whole, tiled, two = (np.asarray(Image.open(outs[n])).astype(np.int16) for n in ("whole", "tiled", "two_pass"))
+    assert np.abs(tiled - whole).max() > 0
+    assert np.abs(two - whole).max() <= 1 and (two != whole).mean() < 1e-3
+
+
+@pytest.mark.parametrize("case", ["artifact", "no_esa", "self_ensemble", "video"])
+def test_two_pass_refused_where_it_cannot_apply(case: str, lr_png: Path, tmp_path: Path, capsys) -> None:
+    from edgesr.cli.main import main
+
+    dst = tmp_path / "out.png"
+    args, expect = ["rlfn_ntire", str(lr_png), str(dst), "--two-pass"], "--two-pass"
+    if case == "artifact":
+        args = ["--artifact", str(tmp_path / "model.onnx"), str(lr_png), str(dst), "--two-pass"]
+    elif case == "no_esa":
+        args[0], expect = "imdn", "no ESA"
+    elif case == "self_ensemble":
+        args.append("--self-ensemble")
+    else:
+        dst = tmp_path / "out.mp4"
+        args[2] = str(dst)
+    with pytest.raises(SystemExit) as exit_:
+        main(["upscale", *args])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith("Error:") and expect in err and "\n" not in err, err
+    assert not dst.exists()

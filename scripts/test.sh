@@ -15,7 +15,10 @@ pip_install -e ".[dev]"
 pip_install --no-deps executorch==1.5.1 torchao==0.18.0
 pip_install ruamel.yaml tabulate
 set +e
-python3 -m pytest -q -m "not slow" --durations=25 "$@"  # the slowest tests and the peak RSS end the log
+# One xdist worker per core (EDGESR_TEST_WORKERS overrides; 0 runs in this process); a file's tests stay on
+# one worker so module fixtures are built once.
+workers=${EDGESR_TEST_WORKERS:-$(python3 -c "import os; print(min(4, os.cpu_count() or 1))")}
+python3 -m pytest -q -m "not slow" -n "$workers" --dist loadfile --durations=25 "$@"  # slowest tests + peak RSS end the log
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

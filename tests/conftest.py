@@ -13,7 +13,8 @@ treat what they return as read-only):
 - `rlfn_x4_onnx` / `rlfn_x4_uint8_onnx`: ExportResults (``.path``, ``.sidecar``) of the official
   RLFN x4 exported by edgesr, FP32 with float 0..1 or uint8 I/O, parity-checked at 64x64.
 
-The session's peak RSS (this process and its children) is printed at the end of the run.
+The session's peak RSS (this process and its children; with xdist, every worker's and their sum, the
+bound that matters when they run side by side) is printed at the end of the run.
 """
 from __future__ import annotations
 
@@ -28,7 +29,11 @@ import torch
 
 from edgesr.paths import shared_dir
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The suite runs on pytest-xdist workers (scripts/test.sh: one per core); each worker gets its share of
+# the cores so that two workers never fight over the same two threads.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+TEST_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+torch.set_num_threads(TEST_THREADS)
 
 
 def _require(path: Path) -> Path:
@@ -128,8 +133,30 @@ def peak_rss_mib() -> tuple[float, float]:
     return own, children
 
 
+def pytest_sessionfinish(session) -> None:
+    """An xdist worker hands its peak to the controller, which sums what ran side by side."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["peak_rss_mib"] = max(peak_rss_mib())
+
+
+_WORKER_PEAKS: dict[str, float] = {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    peak = getattr(node, "workeroutput", {}).get("peak_rss_mib")
+    if peak is not None:
+        _WORKER_PEAKS[node.gateway.id] = float(peak)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     own, children = peak_rss_mib()
+    if _WORKER_PEAKS:
+        peaks = ", ".join(f"{name} {mib:.0f}" for name, mib in sorted(_WORKER_PEAKS.items()))
+        terminalreporter.write_line(f"peak RSS: {sum(_WORKER_PEAKS.values()) + own:.0f} MiB at most together "
+                                    f"(workers: {peaks} MiB; controller {own:.0f} MiB)")
+        return
     terminalreporter.write_line(f"peak RSS: {max(own, children):.0f} MiB (pytest process {own:.0f} MiB, "
                                 f"largest child process {children:.0f} MiB)")
 
@@ -145,6 +172,16 @@ def _adam_steps(model: torch.nn.Module, steps: int = 3, scale: int = 4) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for the test: tiny inputs run as fast, and on a shared CPU two OpenMP
+    threads spin-wait for seconds (folders of such tests use it autouse from their conftest)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

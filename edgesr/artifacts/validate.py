@@ -14,12 +14,11 @@ file and the field. Three levels:
 """
 from __future__ import annotations
 
-import functools
-import os
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 from edgesr.errors import InvalidSidecarError
+from edgesr.utils.memory import available_memory_bytes
 
 if TYPE_CHECKING:
     from edgesr.artifacts.sidecar import Sidecar
@@ -42,22 +41,6 @@ FORMATS = ("onnx", "ort", "ncnn", "executorch", "tensorrt", "openvino")
 VALUE_RANGES = ([0.0, 1.0], [0.0, 255.0])
 MEMORY_FRACTION = 0.25  # the smallest input the sidecar demands, and its output, must fit in this much memory
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@functools.lru_cache(maxsize=1)
-def available_memory_bytes() -> int | None:
-    """Memory available to new allocations (Linux MemAvailable, else physical memory; None when unknown)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def smallest_input(min_size: int, alignment: int) -> int:

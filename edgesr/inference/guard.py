@@ -6,10 +6,10 @@ upscale would need with what the machine has free.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from edgesr.errors import UserInputError
+from edgesr.utils.memory import available_memory_bytes
 
 #: Peak bytes per output pixel of `upscale_file`: the output array (3 B RGB uint8, 6 B uint16) plus the
 #: encoder's copy (PIL keeps RGB as 4 B/pixel) plus an alpha plane and its merge, rounded up.
@@ -19,21 +19,6 @@ INPUT_BYTES_PER_PIXEL = 10
 #: Share of the machine's available memory the default limit lets one upscale use.
 DEFAULT_MEMORY_SHARE = 0.5
 _GIB = 1024.0 ** 3
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the OS can give without swapping (MemAvailable on Linux; physical pages elsewhere)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def bytes_needed(width: int, height: int, scale: int) -> int:

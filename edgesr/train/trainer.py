@@ -161,10 +161,8 @@ def _environment(info: ddp_util.DistInfo) -> dict[str, Any]:
 
 def _has_repconv(model: nn.Module) -> bool:
     """True when the model has training-time re-parameterizable blocks (RepConv, Conv3XC, EDBB) left."""
-    try:
-        from edgesr.layers.reparam import ReparamConv
-    except ImportError:  # pragma: no cover - layers/reparam ships with edgesr.transforms
-        return False
+    from edgesr.layers.reparam import ReparamConv
+
     return any(isinstance(m, ReparamConv) and not m.deploy for m in model.modules())
 
 

@@ -30,6 +30,22 @@ def total_memory_bytes() -> int | None:
     return min(sizes) if sizes else None
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the OS can give new allocations without swapping (Linux MemAvailable, else free physical
+    pages); None when unknown. Read fresh each call: it changes while a long job runs."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _gib(nbytes: float) -> str:
     return f"{nbytes / 2 ** 30:.1f} GiB"
 

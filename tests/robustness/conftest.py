@@ -16,12 +16,8 @@ from edgesr.cli.main import main
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: these inputs are tiny, and on a shared CPU two OpenMP threads spin for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread) -> None:
+    """These inputs are tiny: one torch thread (`one_torch_thread` in tests/conftest.py)."""
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

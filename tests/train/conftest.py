@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread) -> None:
+    """Every training test runs on one torch thread (`one_torch_thread` in tests/conftest.py)."""
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,8 @@ machine (two OpenMP threads on two busy cores made these tests several times slo
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread) -> None:
+    """Every fold test runs on one torch thread (`one_torch_thread` in tests/conftest.py)."""

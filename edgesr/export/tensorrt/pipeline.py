@@ -176,7 +176,7 @@ def quantize_artifact(onnx_path: Path, qdq_path: Path, calib: Path, force: bool 
 
     implementation: "project" (`edgesr.export.quantize.quantize_onnx(target="tensorrt", exclude="auto")`:
     symmetric int8, sensitive nodes kept in float until the PSNR budget holds), "fallback" (this package's
-    `quantize_for_tensorrt`), or "auto" (the project's when installed).
+    `quantize_for_tensorrt`), or "auto" (the same as "project").
     """
     if implementation not in ("auto", "project", "fallback"):
         raise UserInputError(f"unknown quantizer {implementation!r}; use auto, project or fallback.")
@@ -185,14 +185,10 @@ def quantize_artifact(onnx_path: Path, qdq_path: Path, calib: Path, force: bool 
     meta = Sidecar.for_artifact(onnx_path, required=True)
     io = meta.io
     if implementation != "fallback":
-        try:
-            from edgesr.export.quantize import quantize_onnx
-        except ImportError:
-            if implementation == "project":
-                raise
-        else:
-            result = quantize_onnx(onnx_path, qdq_path, calib, target="tensorrt", exclude="auto", io=io, force=force)
-            return list(result.summary())
+        from edgesr.export.quantize import quantize_onnx
+
+        result = quantize_onnx(onnx_path, qdq_path, calib, target="tensorrt", exclude="auto", io=io, force=force)
+        return list(result.summary())
     return _fallback_quantize(onnx_path, qdq_path, calib, meta, io, force)
 
 

@@ -33,17 +33,15 @@ def stepping_fn(clock: FakeClock, durations_s):
 
 
 def test_synthetic_sleeps_give_known_statistics():
-    """A function that sleeps 10, 10, 10, 20 ms in turn (real time: the one timing test)."""
+    """A function that sleeps 10, 10, 10, 20 ms in turn, on the real clock. sleep() never returns early
+    and a busy machine only adds time, so only lower bounds and the order of the statistics are
+    asserted (exact statistics are checked against numpy and a fake clock below; no pass/fail on speed)."""
     pattern = itertools.cycle([0.010, 0.010, 0.010, 0.020])
     stats = measure_latency(lambda: time.sleep(next(pattern)), warmup_iters=0, warmup_s=0,
                             min_iters=40, min_seconds=0.0)
     assert stats.iterations == 40
-    # sleep() never returns early; scheduling on a busy machine only adds time
-    assert 10.0 <= stats.min_ms < 13.0
-    assert 10.0 <= stats.median_ms < 13.0
-    assert 12.5 <= stats.mean_ms < 15.5
-    assert 20.0 <= stats.p90_ms < 24.0 and 20.0 <= stats.p99_ms and stats.max_ms >= 20.0
-    assert 3.0 < stats.std_ms < 6.5  # exact: 4.33 ms
+    assert 10.0 <= stats.min_ms <= stats.median_ms <= stats.p90_ms <= stats.p99_ms <= stats.max_ms
+    assert stats.mean_ms >= 12.5 and stats.p90_ms >= 20.0 and stats.max_ms >= 20.0
     assert stats.total_s >= 0.5
 
 

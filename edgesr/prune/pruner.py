@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -534,14 +534,15 @@ class Pruner:
             out.append(s)
         return out
 
-    def select(self) -> tuple[int, list[int], float] | None:
-        """(group, channels, normalised score) of the cheapest legal prune, or None if nothing is prunable."""
+    def select(self, exclude: Collection[int] = ()) -> tuple[int, list[int], float] | None:
+        """(group, channels, normalised score) of the cheapest legal prune, or None if nothing is prunable.
+        Groups in `exclude` are not considered."""
         best: tuple[float, int, list[int]] | None = None
         raws = self.raw_scores()
         costs = self.costs()
         k = self.round_to
         for g, raw, cost in zip(self.groups, raws, costs):
-            if g.is_frozen:
+            if g.is_frozen or g.index in exclude:
                 continue
             keep = self.group_keep(g.index)
             width = int(keep.sum())
@@ -586,33 +587,55 @@ class Pruner:
             return self.blocks[int(i)], float(per[i])
         return None
 
-    def step(self, step: int | None = None) -> PruneEvent | None:
+    def step_many(self, count: int, step: int | None = None,
+                  stop: Callable[[PruneEvent], bool] | None = None) -> list[PruneEvent]:
+        """Up to `count` prunes on one set of scores, each from a different group (a group is never thinned
+        twice on stale scores), ending early at a block removal or when `stop(event)` says so; then the
+        scores are reset."""
+        events: list[PruneEvent] = []
+        used: set[int] = set()
+        for _ in range(max(int(count), 1)):
+            event = self.step(step, reset=False, exclude=used, blocks=not events)
+            if event is None:
+                break
+            events.append(event)
+            if event.block is not None or (stop is not None and stop(event)):
+                break
+            used.add(event.group)
+        self._reset_scores()
+        return events
+
+    def _reset_scores(self) -> None:
+        reset = getattr(self.importance, "reset", None)
+        if reset is not None:
+            reset()
+        self.block_scores[:] = 0.0
+
+    def step(self, step: int | None = None, *, reset: bool = True, exclude: Collection[int] = (),
+             blocks: bool = True) -> PruneEvent | None:
         """Prune the lowest normalised-score channel(s) and reset the importance; None when nothing is left.
 
         With `depth`, a block whose normalised score is lower than the best channels' wins instead: the
         event has ``block`` set, nothing is masked, and the caller continues with
         ``pruner.without_blocks([event.block])`` (a physically shallower model).
         """
-        choice = self.select()
-        block = self.select_block()
+        choice = self.select(exclude)
+        block = self.select_block() if blocks else None
         if choice is None and block is None:
             return None
-        reset = getattr(self.importance, "reset", None)
         if block is not None and (choice is None or block[1] <= choice[2]):
             path, value = block
             metrics = self.block_metrics(path)
             self.pending_block = path
-            if reset is not None:
-                reset()
-            self.block_scores[:] = 0.0
+            if reset:
+                self._reset_scores()
             self.step_count += 1
             return PruneEvent(step=self.step_count if step is None else step, group=-1, name=path, channels=[],
                               score=value, width=0, metrics=metrics, block=path)
         g, chans, value = choice
         self.prune(g, chans)
-        if reset is not None:
-            reset()
-        self.block_scores[:] = 0.0
+        if reset:
+            self._reset_scores()
         self.step_count += 1
         return PruneEvent(step=self.step_count if step is None else step, group=g, name=self.groups[g].name,
                           channels=chans, score=value, width=self.widths()[g], metrics=self.complexity())
@@ -652,18 +675,24 @@ class Pruner:
 
 
 def _verify(pruner: Pruner, small: nn.Module, x: torch.Tensor, atol: float) -> None:
+    """The sliced model must reproduce the masked one. Both run in float64 (and go back to their dtype
+    exactly): RLFN-like networks carry activations in the thousands, where float32 rounding of a
+    differently ordered sum is not a slicing error."""
     from edgesr.errors import EdgesrError
 
-    with torch.no_grad(), pruner.attached():
-        was = pruner.model.training
-        pruner.model.eval()
-        ref = pruner.model(x)
-        pruner.model.train(was)
-    was_small = small.training
-    small.eval()
-    with torch.no_grad():
-        got = small(x)
-    small.train(was_small)
+    dtype = next(small.parameters()).dtype
+    was, was_small = pruner.model.training, small.training
+    try:
+        pruner.model.double().eval()
+        small.double().eval()
+        with torch.no_grad(), pruner.attached():
+            ref = pruner.model(x.double())
+        with torch.no_grad():
+            got = small(x.double())
+    finally:
+        pruner.model.to(dtype).train(was)
+        small.to(dtype).train(was_small)
+        pruner._keep_t = pruner._flat_plain = None
     diff = float((ref - got).abs().max()) if ref.numel() else 0.0
     scale = 1.0 + float(ref.abs().max()) if ref.numel() else 1.0
     if not diff <= atol * scale:

@@ -278,7 +278,7 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                  base_config: Mapping[str, Any] | None = None, progress: bool = True,
                  checkpoint_dir: str | Path | None = None, checkpoint_every: int = 50, resume: bool = True,
                  verify: bool = True, on_prune: Callable[[PruneEvent], None] | None = None,
-                 depth: bool = False, min_blocks: int = 1) -> PruneResult:
+                 depth: bool = False, min_blocks: int = 1, prunes_per_step: int = 1) -> PruneResult:
     """Prune `model` with Group Fisher until `target` is met, slice it physically, fine-tune it.
 
     Args:
@@ -310,6 +310,8 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
             the goal is not taken (channels finish). The model is then rebuilt shallower, so `model` is no
             longer the trained module after a drop (use the result).
         min_blocks: depth pruning keeps at least this many blocks.
+        prunes_per_step: at each prune, up to this many prunes on the same Fisher scores, each in a
+            different group (`Pruner.step_many`): faster schedules without thinning a group on stale scores.
 
     Raises:
         UserInputError: bad arguments, or a target below the smallest reachable value.
@@ -319,7 +321,8 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
         target = Target.parse(target)
     if not isinstance(target, Target):
         raise UserInputError(f"target must be a Target or text like 'flops=0.9', got {target!r}.")
-    for name, v in (("prune_every", prune_every), ("checkpoint_every", checkpoint_every)):
+    for name, v in (("prune_every", prune_every), ("checkpoint_every", checkpoint_every),
+                    ("prunes_per_step", prunes_per_step)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserInputError(f"{name} must be a positive integer, got {v!r}.")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
@@ -425,26 +428,27 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                                    fisher_noise=fisher_noise)
                 step += 1
                 if step % prune_every == 0:
-                    event = pruner.step(step)
-                    if event is None:
+                    events = pruner.step_many(prunes_per_step, step, stop=lambda e: e.metrics[target.kind] <= goal)
+                    if not events:
                         log.warning("nothing left to prune at step %d (every group at its minimum width)", step)
                         break
-                    history.append(event)
-                    if event.block is not None:
-                        pruner.detach()
-                        pruner = pruner.without_blocks([event.block])
-                        model = pruner.model.train()
-                        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-                        pruner.attach()
-                        log.info("step %d: removed block %s, %s %s", step, event.block, target.kind,
-                                 _fmt(target.kind, event.metrics[target.kind]))
-                    else:
-                        log.info("step %d: pruned %d channel(s) of %s -> width %d, %s %s", step,
-                                 len(event.channels), event.name, event.width, target.kind,
-                                 _fmt(target.kind, event.metrics[target.kind]))
-                    if on_prune is not None:
-                        on_prune(event)
-                    met = event.metrics[target.kind] <= goal
+                    for event in events:
+                        history.append(event)
+                        if event.block is not None:
+                            pruner.detach()
+                            pruner = pruner.without_blocks([event.block])
+                            model = pruner.model.train()
+                            optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+                            pruner.attach()
+                            log.info("step %d: removed block %s, %s %s", step, event.block, target.kind,
+                                     _fmt(target.kind, event.metrics[target.kind]))
+                        else:
+                            log.info("step %d: pruned %d channel(s) of %s -> width %d, %s %s", step,
+                                     len(event.channels), event.name, event.width, target.kind,
+                                     _fmt(target.kind, event.metrics[target.kind]))
+                        if on_prune is not None:
+                            on_prune(event)
+                    met = events[-1].metrics[target.kind] <= goal
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(f"{target.kind} {pruner.metric(target.kind) / initial:.3f}, "

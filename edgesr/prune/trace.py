@@ -768,8 +768,28 @@ def trace_channels(model: nn.Module, example_input: torch.Tensor | Sequence[int]
             model's ``min_input_size`` when it declares one).
         deploy_size: (H, W) of the LR input at deployment, for memory costs and complexity (256x256:
             the NTIRE protocol).
+
+    Raises:
+        UnsupportedOpError: the model is in a training form (unfolded re-parameterizable blocks), or an
+            op the channel analysis cannot see through.
     """
+    refuse_training_form(model)
     return ChannelGraph(model, example_input, deploy_size)
+
+
+def refuse_training_form(model: nn.Module) -> None:
+    """Training-time multi-branch blocks (RepConv, Conv3XC, EDBB) fold into one conv each; pruning their
+    branches separately would prune a network that is never deployed, so the folded form is required."""
+    from edgesr.layers.reparam import ReparamConv
+
+    unfolded = [name for name, m in model.named_modules() if isinstance(m, ReparamConv) and not m.deploy]
+    if unfolded:
+        kinds = sorted({type(model.get_submodule(n)).__name__ for n in unfolded})
+        raise UnsupportedOpError(
+            f"{getattr(model, 'edgesr_name', type(model).__name__)} is in its training form: {len(unfolded)} "
+            f"unfolded re-parameterizable block(s) ({', '.join(kinds)}, e.g. {unfolded[0]}); fold them first with "
+            "edgesr.transforms.reparameterize(model, passes=['repconv']) (edgesr train writes "
+            "model_folded.safetensors) and prune the folded model.")
 
 
 def find_groups(model: nn.Module, example_input: torch.Tensor | Sequence[int] | None = None) -> list[ChannelGroup]:

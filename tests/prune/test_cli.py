@@ -172,7 +172,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, lr_i
     # a model whose graph the channel analysis cannot see through names the op and the module
     code, stdout, err = run_main(capsys, "prune", "rlfn_rep", "--show-groups")
     assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1
-    assert "cannot prune through torch.zeros_like" in err and "RepConv" in err
+    assert "rlfn_rep is in its training form" in err and "RepConv" in err and "fold them first" in err
     assert not out.exists()
 
 

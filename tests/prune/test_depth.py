@@ -154,3 +154,14 @@ def test_fisher_prune_with_depth_drops_resumes_and_rebuilds(tmp_path: Path) -> N
     again = fisher_prune(fresh, None, batches, Target("flops", ratio=0.6), **kwargs)
     assert again.config.to_dict()["layers"] == result.config.to_dict()["layers"]
     assert again.config.blocks_removed == result.config.blocks_removed
+
+
+def test_training_form_is_refused_with_the_reason_and_folding_lets_it_through() -> None:
+    from edgesr.prune import UnsupportedOpError, trace_channels
+    from edgesr.transforms import reparameterize
+
+    model = create_model("rlfn_rep", scale=2, feature_channels=8, num_blocks=1, esa_channels=4)
+    with pytest.raises(UnsupportedOpError, match=r"rlfn_rep is in its training form: .*RepConv.* fold them first"):
+        Pruner(model)
+    reparameterize(model, passes=["repconv"])
+    assert any(not g.is_frozen for g in trace_channels(model).groups)

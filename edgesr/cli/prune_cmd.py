@@ -60,6 +60,10 @@ def _check_images(folder: Path, option: str) -> None:
 @click.option("--latency/--no-latency", default=True, show_default=True,
               help="Time both models in ONNX Runtime CPU (256x256, median).")
 @click.option("--latency-runs", type=int, default=20, show_default=True, help="Timed runs per model.")
+@click.option("--depth/--no-depth", default=False, show_default=True,
+              help="Also remove whole residual blocks (RLFN, EDSR) when that costs less per saved memory/MAC.")
+@click.option("--prunes-per-step", type=int, default=1, show_default=True,
+              help="Prunes per pruning step on one set of scores, each in a different group.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the pseudo-targets.")
 @click.option("--show-groups", is_flag=True, help="Print the channel groups of MODEL and exit.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
@@ -71,7 +75,8 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
             hr_dir: Path | None, steps: int | None, prune_every: int, finetune_steps: int, round_to: int,
             normalize: str, latency_table: Path | None, crop: int, batch: int, lr: float,
             finetune_lr: float | None, distill: float, eval_datasets: tuple[str, ...], eval_limit: int | None,
-            no_eval: bool, threads: int, latency: bool, latency_runs: int, seed: int, show_groups: bool,
+            no_eval: bool, threads: int, latency: bool, latency_runs: int, depth: bool, prunes_per_step: int,
+            seed: int, show_groups: bool,
             resume: bool, output_dir: Path | None, force: bool, quiet: bool) -> None:
     """Prune MODEL's channels with Group Fisher until --target is met, slice it, fine-tune it.
 
@@ -116,7 +121,7 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
     if images is not None:
         _check_images(images, "--images")
     for name, v in (("--prune-every", prune_every), ("--crop", crop), ("--batch", batch), ("--threads", threads),
-                    ("--latency-runs", latency_runs), ("--round-to", round_to),
+                    ("--latency-runs", latency_runs), ("--round-to", round_to), ("--prunes-per-step", prunes_per_step),
                     ("--eval-limit", 1 if eval_limit is None else eval_limit)):
         if v < 1:
             raise UserInputError(f"{name} must be a positive integer, got {v}.")
@@ -174,7 +179,8 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
     if resume and (staging / CHECKPOINT_NAME).is_file():
         click.echo(f"resuming from {staging / CHECKPOINT_NAME}")
     result = fisher_prune(model, teacher, batches, target, normalize=normalize, prune_every=prune_every,
-                          round_to=round_to, lr=lr, steps=steps, finetune_steps=finetune_steps,
+                          round_to=round_to, lr=lr, steps=steps, finetune_steps=finetune_steps, depth=depth,
+                          prunes_per_step=prunes_per_step,
                           finetune_lr=finetune_lr, distill_weight=distill, latency_table=table,
                           progress=not quiet, checkpoint_dir=staging, resume=resume)
     del model
@@ -207,7 +213,7 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
                    "resolved": result.target_value, "met": result.target_met},
         "settings": {"images": str(images) if images else None, "hr": str(hr_dir) if hr_dir else None,
                      "steps": steps, "prune_every": prune_every, "finetune_steps": finetune_steps,
-                     "round_to": round_to, "normalize": normalize, "crop": crop, "batch": batch, "lr": lr,
+                     "round_to": round_to, "normalize": normalize, "depth": depth, "prunes_per_step": prunes_per_step, "crop": crop, "batch": batch, "lr": lr,
                      "finetune_lr": finetune_lr, "distill": distill, "threads": threads, "seed": seed,
                      "eval_datasets": [str(d) for d in datasets], "eval_limit": eval_limit},
         "before": before.to_dict(), "after": after.to_dict(), "ratios": r,

@@ -15,7 +15,11 @@ Pipeline (each step usable on its own)::
   memory (ΔM), FLOPs or a latency table, selection with `round_to`, NTIRE complexity of the masked
   state, and `export()` to a sliced module + `PrunedConfig`.
 * `fisher_prune` — the schedule (train at low lr, prune every d steps, stop at the target, slice,
-  fine-tune), with progress bars, checkpoints and resume.
+  fine-tune), with progress bars, checkpoints and resume; ``depth=True`` also removes whole residual
+  blocks (`edgesr.prune.depth`: a Fisher gate per block, normalised by what the block's removal saves)
+  and ``prunes_per_step=k`` takes up to k prunes (distinct groups) per decision.
+* `fisher_agreement` (`edgesr.prune.stability`) — rank agreement of two independent Fisher estimates.
+* A pruned folder continues training with ``edgesr train --init PRUNED_DIR``.
 
 Design choices: channels feeding a split/chunk/slice with constant sizes (IMDN's ``torch.split(...,
 (self.d_nc, self.r_nc))``, DRN's ``y[:, :d]``) are frozen, because those sizes live in the module's code;

@@ -1,0 +1,28 @@
+"""The pruning ablation benchmark in its --quick smoke mode (slow: run with -m slow)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "prune_ablation.py"
+
+
+@pytest.mark.slow
+def test_quick_ablation_runs_every_row(datasets_dir: Path, tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("prune_ablation", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = tmp_path / "r.md"
+    out = bench.main(["--quick", "--output", str(tmp_path / "work"), "--results", str(results)])
+    keys = [row["key"] for row in out["rows"]]
+    assert keys == list(bench.ROWS)
+    goal = out["reference"]["macs"]
+    for row in out["rows"]:  # every row at RLFN-NTIRE's size with the same step budget
+        assert row["measurement"]["macs"] <= goal
+        assert row["prune_steps"] + row["finetune_steps"] == out["steps"]
+    assert next(r for r in out["rows"] if r["key"] == "uniform_drop2")["blocks"] == 4
+    text = results.read_text()
+    assert "| RLFN-NTIRE x4" in text and "Fisher + memory" in text and "Command: `" in text
+    assert results.with_suffix(".png").stat().st_size > 1000

@@ -56,6 +56,27 @@ def latency(paths: dict[str, Path], size: int, threads: int, rounds: int) -> dic
     return {n: (float(np.median(v)), float(np.min(v))) for n, v in times.items()}
 
 
+def fp32_setup(model_name: str, work: Path, threads: int):
+    """(model, its FP32 ONNX export in `work` (made once), the calibration folder, Set5 at the model's scale),
+    with torch on `threads` threads and weights from ../shared only."""
+    os.environ.setdefault("EDGESR_OFFLINE", "1")
+    import torch
+
+    from edgesr.data import open_eval_dataset
+    from edgesr.export import ExportOptions, export_onnx
+    from edgesr.models import create_model
+    from edgesr.paths import shared_dir
+
+    torch.set_num_threads(threads)
+    work.mkdir(parents=True, exist_ok=True)
+    model = create_model(model_name)
+    fp32 = work / f"{model_name}.onnx"
+    if not fp32.exists():
+        export_onnx(model, fp32, ExportOptions(force=True, parity_sizes=((64, 64),), threads=threads))
+    calib = shared_dir() / "datasets" / "DIV2K_test_LR_x4"
+    return model, fp32, calib, open_eval_dataset(shared_dir() / "datasets" / "Set5", model.scale)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="rlfn_x4")
@@ -67,29 +88,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("out/int8_quality"))
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    os.environ.setdefault("EDGESR_OFFLINE", "1")
-
-    import torch
 
     from edgesr.bench.env import collect_env, env_slug
-    from edgesr.data import open_eval_dataset
     from edgesr.evaluate import evaluate
-    from edgesr.export import ExportOptions, export_onnx, onnxruntime_sr_function
+    from edgesr.export import onnxruntime_sr_function
     from edgesr.export.quantize import quantize_onnx
-    from edgesr.models import create_model
-    from edgesr.paths import shared_dir
     from edgesr.utils.atomic import write_text_atomic
 
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     load_before = os.getloadavg()
-    args.work.mkdir(parents=True, exist_ok=True)
-    model = create_model(args.model)
-    fp32 = args.work / f"{args.model}.onnx"
-    if not fp32.exists():
-        export_onnx(model, fp32, ExportOptions(force=True, parity_sizes=((64, 64),), threads=args.threads))
-    calib = shared_dir() / "datasets" / "DIV2K_test_LR_x4"
-    set5 = open_eval_dataset(shared_dir() / "datasets" / "Set5", model.scale)
+    model, fp32, calib, set5 = fp32_setup(args.model, args.work, args.threads)
 
     def set5_scores(path: Path) -> tuple[float, float]:
         r = evaluate(onnxruntime_sr_function(path, threads=args.threads), set5, model.scale,

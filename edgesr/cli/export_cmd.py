@@ -97,7 +97,8 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
               help="Largest Y-PSNR drop vs FP32 allowed on the validation images (held out from calibration): "
                    "the most sensitive layers stay in float until it holds.")
 @click.option("--int8-max-float", type=click.IntRange(min=0), default=None, metavar="N", cls=SectionOption,
-              section=INT8, help="Most layers kept in float to meet the budget (default 10).")
+              section=INT8, help="Most layers kept in float to meet the budget (default 10; openvino: NNCF "
+                                 "accuracy-control iterations, each may revert a few connected layers).")
 @click.option("--workspace", type=int, default=None, metavar="MB", cls=SectionOption, section=TRT,
               help="Builder workspace limit (default 2048).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None, metavar="FILE", cls=SectionOption,

@@ -197,6 +197,17 @@ class Int8Budget:
             raise UserInputError(f"--int8-max-float must be >= 0, got {self.max_float}.")
         return self
 
+    def onnx_kwargs(self) -> dict[str, Any]:
+        """`edgesr.export.quantize.quantize_onnx` keyword arguments of this budget (only those that are set)."""
+        kw: dict[str, Any] = {}
+        if self.method is not None:
+            kw["method"] = self.method
+        if self.max_drop_db is not None:
+            kw["max_drop_db"] = self.max_drop_db
+        if self.max_float is not None:
+            kw["max_excluded"] = self.max_float
+        return kw
+
 
 def default_calibration_folder(calib_images: str | Path | None) -> Path:
     """`calib_images`, or shared/datasets/DIV2K_test_LR_x4 when None; a missing/empty folder is a
@@ -239,18 +250,7 @@ class Int8Config:
         return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float)
 
     def kwargs(self) -> dict[str, Any]:
-        return {"calib_images": self.calib_images, "calib_count": self.calib_count, **self.budget_kwargs()}
-
-    def budget_kwargs(self) -> dict[str, Any]:
-        """`quantize_onnx` keyword arguments of the budget (only those that are set)."""
-        kw: dict[str, Any] = {}
-        if self.calib_method is not None:
-            kw["method"] = self.calib_method
-        if self.int8_max_drop is not None:
-            kw["max_drop_db"] = self.int8_max_drop
-        if self.int8_max_float is not None:
-            kw["max_excluded"] = self.int8_max_float
-        return kw
+        return {"calib_images": self.calib_images, "calib_count": self.calib_count, **self.budget().onnx_kwargs()}
 
 
 @dataclass

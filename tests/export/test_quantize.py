@@ -275,3 +275,46 @@ def test_cli_export_int8(calib_dir: Path, tmp_path: Path, monkeypatch) -> None:
                                        "--calib-images", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
     assert isinstance(missing.exception, UserInputError) and "calibration image folder not found" in str(
         missing.exception)
+
+
+def test_max_drop_budget_is_a_y_psnr_drop_on_validation_images(small_rlfn_onnx: Path, calib_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """--int8-max-drop: the search's budget is the Y-PSNR drop vs FP32 on held-out images used as ground truth
+    (a random-init model: low PSNRs, the mechanics are what is checked)."""
+    out = tmp_path / "drop.onnx"
+    res = quantize_onnx(small_rlfn_onnx, out, calib_dir, exclude="auto", max_drop_db=0.0, max_excluded=2,
+                        val_count=2, **FAST)
+    d = res.drops
+    assert d is not None and d["select_images"] == 2 and d["holdout_images"] == 2
+    assert d["select_drop_db"] == pytest.approx(d["fp32_select_db"] - d["int8_select_db"])
+    assert 0 < d["fp32_select_db"] < 60 and math.isfinite(d["holdout_drop_db"])
+    assert len(res.excluded) <= 2 and res.psnr_budget_db is None and res.max_drop_db == 0.0
+    if d["select_drop_db"] > 0:  # a zero budget the all-INT8 graph misses: the search ran and says how it ended
+        assert res.sensitivity and res.steps
+    side = json.loads(sidecar_path_for(out).read_text())["quantization"]
+    assert side["max_drop_db"] == 0.0 and side["y_psnr_drop"]["holdout_images"] == 2
+    assert any("Y-PSNR drop vs FP32" in line for line in res.summary())
+    with pytest.raises(UserInputError, match="max_drop_db must be a number of dB >= 0"):
+        quantize_onnx(small_rlfn_onnx, tmp_path / "bad.onnx", calib_dir, max_drop_db=-0.5)
+
+
+def test_int8_budget_options_reach_every_int8_path() -> None:
+    from edgesr.export.formats import Int8Budget, Int8Config, get_format, make_format_config
+    from edgesr.export.openvino import OpenVINOConfig
+    from edgesr.export.tensorrt.pipeline import TrtConfig
+
+    values = {"int8": True, "calib_method": "mse", "int8_max_drop": 0.1, "int8_max_float": 20}
+    onnx_cfg = make_format_config(get_format("onnx-int8"), values)
+    assert isinstance(onnx_cfg, Int8Config)
+    assert onnx_cfg.kwargs() == {"calib_images": None, "calib_count": None, "method": "mse", "max_drop_db": 0.1,
+                                 "max_excluded": 20}
+    ov_cfg = make_format_config(get_format("openvino"), values)
+    assert isinstance(ov_cfg, OpenVINOConfig) and ov_cfg.budget() == Int8Budget("mse", 0.1, 20)
+    trt_cfg = make_format_config(get_format("trt"), values)
+    assert trt_cfg.budget().onnx_kwargs() == {"method": "mse", "max_drop_db": 0.1, "max_excluded": 20}
+    with pytest.raises(UserInputError, match="are for --int8"):
+        TrtConfig(int8_max_drop=0.1).prepare(ExportOptions())
+    with pytest.raises(UserInputError, match="--calib-method 'entropy' is not available"):
+        Int8Budget(method="entropy").check(("minmax", "mse"))
+    with pytest.raises(UserInputError, match="--int8-max-float must be >= 0"):
+        Int8Budget(max_float=-1).check()

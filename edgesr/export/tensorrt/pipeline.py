@@ -38,6 +38,7 @@ class TrtExportOptions:
     int8_calib: Path | None = None
     name: str | None = None
     quantizer: str = "auto"  # see quantize_artifact
+    int8_budget: dict[str, Any] = field(default_factory=dict)  # quantize_onnx keyword arguments (Int8Budget)
 
 
 @dataclass
@@ -64,6 +65,9 @@ class TrtConfig:
 
     int8: bool = False
     calib_images: Path | None = None
+    calib_method: str | None = None
+    int8_max_drop: float | None = None
+    int8_max_float: int | None = None
     workspace: int | None = None
     timing_cache: Path | None = None
     opt_level: int | None = None
@@ -83,6 +87,12 @@ class TrtConfig:
                                TrtBuildOptions.workspace_mb, timing_cache=self.timing_cache,
                                opt_level=self.opt_level, hardware_compat=self.hardware_compat)
 
+    def budget(self) -> Any:
+        """The INT8 quality budget (`edgesr.export.formats.Int8Budget`) of the Q/DQ graph's quantization."""
+        from edgesr.export.formats import Int8Budget
+
+        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float)
+
     def prepare(self, options: Any, trt: ModuleType | None = None) -> Any:
         """Validate against the common `options`, check TensorRT and the GPU (fail fast, before the export);
         returns the options the ONNX export runs with (FP32 for --weakly-typed)."""
@@ -92,6 +102,9 @@ class TrtConfig:
             raise UserInputError("--int8 needs --calib-images DIR (real images to calibrate the INT8 ranges on).")
         if self.calib_images is not None and not self.int8:
             raise UserInputError("--calib-images is for --int8.")
+        if not self.int8 and any(v is not None for v in (self.calib_method, self.int8_max_drop, self.int8_max_float)):
+            raise UserInputError("--calib-method / --int8-max-drop / --int8-max-float are for --int8.")
+        self.budget().check()
         if self.calib_images is not None and not Path(self.calib_images).is_dir():
             raise UserInputError(f"--calib-images folder not found: {self.calib_images}")
         if self.weakly_typed and (options.fp16_io or not options.half):
@@ -114,7 +127,8 @@ def export_trt(model: nn.Module, path: str | Path, options: Any, config: TrtConf
         raise UserInputError(f"the engine path must end in .engine or .plan, got {path}.")
     if config is not None:
         request = TrtExportOptions(build=config.build_options(options), int8_calib=config.calib_images,
-                                   name=path.stem, quantizer=kw.pop("quantizer", "auto"))
+                                   name=path.stem, quantizer=kw.pop("quantizer", "auto"),
+                                   int8_budget=config.budget().onnx_kwargs())
         return export_engine(model, path.parent, options, request, force=options.force)
     kw = dict(kw)
     calib = kw.pop("calib_images", None)
@@ -171,12 +185,13 @@ def prepare_for_tensorrt(onnx_path: Path) -> list[str]:
 
 
 def quantize_artifact(onnx_path: Path, qdq_path: Path, calib: Path, force: bool = False,
-                      implementation: str = "auto") -> list[str]:
+                      implementation: str = "auto", budget: dict[str, Any] | None = None) -> list[str]:
     """Q/DQ INT8 copy of an FP32 ONNX artifact for TensorRT, with its sidecar; returns summary lines.
 
     implementation: "project" (`edgesr.export.quantize.quantize_onnx(target="tensorrt", exclude="auto")`:
     symmetric int8, sensitive nodes kept in float until the PSNR budget holds), "fallback" (this package's
-    `quantize_for_tensorrt`), or "auto" (the same as "project").
+    `quantize_for_tensorrt`), or "auto" (the same as "project"). `budget`: further `quantize_onnx` keyword
+    arguments (`Int8Budget.onnx_kwargs`: method, max_drop_db, max_excluded); the fallback takes none.
     """
     if implementation not in ("auto", "project", "fallback"):
         raise UserInputError(f"unknown quantizer {implementation!r}; use auto, project or fallback.")
@@ -187,8 +202,12 @@ def quantize_artifact(onnx_path: Path, qdq_path: Path, calib: Path, force: bool 
     if implementation != "fallback":
         from edgesr.export.quantize import quantize_onnx
 
-        result = quantize_onnx(onnx_path, qdq_path, calib, target="tensorrt", exclude="auto", io=io, force=force)
+        result = quantize_onnx(onnx_path, qdq_path, calib, target="tensorrt", exclude="auto", io=io, force=force,
+                               **(budget or {}))
         return list(result.summary())
+    if budget:
+        raise UserInputError(f"the fallback TensorRT quantizer takes no INT8 budget ({', '.join(budget)}); use the "
+                             "project's quantizer.")
     return _fallback_quantize(onnx_path, qdq_path, calib, meta, io, force)
 
 
@@ -267,7 +286,7 @@ def export_engine(model: nn.Module, output_dir: str | Path, export_options: Any,
     if int8:
         assert qdq_path is not None and options.int8_calib is not None
         lines.extend(quantize_artifact(onnx_path, qdq_path, Path(options.int8_calib), force=force,
-                                       implementation=options.quantizer))
+                                       implementation=options.quantizer, budget=options.int8_budget))
         source = qdq_path
     side = Sidecar.for_artifact(source, required=True).to_dict()
     result = engine_from_onnx(source, engine_path, build, force=force, trt=trt_module, gpu=found_gpu,

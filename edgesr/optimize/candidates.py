@@ -58,6 +58,7 @@ class Candidate:
     fmt: str | None = None
     fp16: bool = False
     runner: dict[str, Any] = field(default_factory=dict)
+    int8: bool = False  # an INT8 artifact (the format's INT8 variant, or its own ``int8`` option)
 
     @property
     def key(self) -> str:
@@ -77,9 +78,9 @@ class Candidate:
         return (self.runtime, self.precision) == BASELINE
 
     @property
-    def artifact_key(self) -> tuple[str, str | None, bool]:
-        """Candidates with equal keys share one export."""
-        return (self.variant, self.fmt, self.fp16)
+    def artifact_key(self) -> str:
+        """Candidates with equal keys share one export (OpenVINO f32 and bf16 run one FP32 file)."""
+        return f"{self.variant}|{self.fmt}|{'fp16' if self.fp16 else 'int8' if self.int8 else 'fp32'}"
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _plan(runtime: Runtime, precision: str, variant: str, target: TargetProfile,
             return f"the {fmt} format has no INT8 path in edgesr"
         if runtime.backend == "openvino":
             runner["precision"] = "bf16" if cpu and machine.bf16 and target.low_precision_float else "f32"
-        return Candidate(variant, runtime.name, runtime.backend, precision, int8, False, runner)
+        return Candidate(variant, runtime.name, runtime.backend, precision, int8, False, runner, int8=True)
     if runtime.backend == "openvino":  # one FP32 artifact, the arithmetic from the inference precision hint
         if precision == "fp16" and not machine.fp16:
             return machine.fp16_reason()

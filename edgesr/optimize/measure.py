@@ -41,41 +41,47 @@ class BuildContext:
     memory: bool = True
 
 
-def artifact_name(cand: Candidate) -> str:
-    return f"{cand.variant}{'_fp16' if cand.fp16 else ''}{'_int8' if cand.fmt and 'int8' in cand.fmt else ''}"
-
-
-def _int8_kwargs(fmt: str, ctx: BuildContext) -> dict[str, Any]:
-    """A quality budget for the INT8 exporters that take one (their config's field), from the search's."""
+def format_config(cand: Candidate, ctx: BuildContext) -> Any:
+    """The format's own options for this candidate (None for a format without any): its ``int8`` switch when
+    INT8 is one of its options, and the search's budget as the INT8 exporter's quality budget when it takes one."""
     from edgesr.export.formats import get_format
 
-    fields = get_format(fmt).config_fields()
-    for name in ("int8_max_drop", "max_drop"):
-        if name in fields:
-            return {"config": get_format(fmt).config_class()(**{name: ctx.max_drop})}
-    return {}
+    assert cand.fmt is not None
+    info = get_format(cand.fmt)
+    cls = info.config_class()
+    if cls is None:
+        return None
+    fields = set(info.config_fields())
+    values: dict[str, Any] = {}
+    if "int8" in fields:
+        values["int8"] = cand.int8
+    if cand.int8 and "int8_max_drop" in fields:
+        values["int8_max_drop"] = ctx.max_drop
+    return cls(**values)
 
 
 def export_candidate(cand: Candidate, ctx: BuildContext, cache: dict[str, str]) -> Path:
-    """The candidate's artifact: exported once per (variant, format, fp16) and shared by the candidates that
-    run it (OpenVINO f32/bf16 on one FP32 file); `cache` maps export keys to paths (kept in the state file)."""
+    """The candidate's artifact: exported once per `Candidate.artifact_key` and shared by the candidates that
+    run it; `cache` maps those keys to paths (kept in the state file). Names follow `edgesr export`'s
+    (``rlfn_x4.onnx``, ``rlfn_x4_int8.onnx``, ``rlfn_x4_ov.xml``...), so the formats share one folder."""
     from edgesr.export import ExportOptions
-    from edgesr.export.formats import export_artifact, get_format
+    from edgesr.export.formats import export_artifact
 
     assert cand.fmt is not None
-    key = f"{cand.variant}|{cand.fmt}|{int(cand.fp16)}"
-    known = cache.get(key)
+    known = cache.get(cand.artifact_key)
     if known and Path(known).is_file():
         return Path(known)
     h, w = ctx.sizes[0]
     options = ExportOptions(fp16=cand.fp16, force=True, parity_sizes=PARITY_SIZES, threads=ctx.threads or 2,
                             opt_shape=(h, w), max_shape=(max(1024, max(s[0] for s in ctx.sizes)),
                                                          max(1024, max(s[1] for s in ctx.sizes))))
-    name = artifact_name(cand)
-    kw = _int8_kwargs(cand.fmt, ctx) if "int8" in cand.fmt or "int8" in get_format(cand.fmt).config_fields() else {}
-    result = export_artifact(ctx.models[cand.variant], ctx.artifacts_dir, name, cand.fmt, options, **kw)
+    config = format_config(cand, ctx)
+    if config is not None and hasattr(config, "prepare"):  # the format's own checks, as `edgesr export` runs them
+        options = config.prepare(options)
+    name = f"{cand.variant}{'_fp16' if cand.fp16 else ''}{getattr(config, 'name_suffix', '')}"
+    result = export_artifact(ctx.models[cand.variant], ctx.artifacts_dir, name, cand.fmt, options, config=config)
     path = Path(result.path)
-    cache[key] = str(path)
+    cache[cand.artifact_key] = str(path)
     return path
 
 
@@ -93,11 +99,11 @@ def make_runner(cand: Candidate, ctx: BuildContext, artifact: Path | None) -> An
     return create_runner(target, cand.backend, **runner_options(cand, ctx))
 
 
-def _peak_memory(cand: Candidate, ctx: BuildContext, artifact: Path | None) -> dict[str, Any] | None:
+def peak_memory(cand: Candidate, ctx: BuildContext, artifact: Path | None) -> dict[str, Any]:
+    """Peak RSS of a fresh process that loads the candidate and runs one input of the deciding size
+    (`measure_runner_memory`); a failure is returned as ``{"error": why}``."""
     from edgesr.bench.memory import measure_runner_memory
 
-    if not ctx.memory:
-        return None
     if cand.runner.get("compile"):
         return {"error": "not measured: torch.compile would compile again in the measuring process"}
     h, w = ctx.sizes[0]
@@ -111,7 +117,7 @@ def _peak_memory(cand: Candidate, ctx: BuildContext, artifact: Path | None) -> d
 
 
 def build_candidate(cand: Candidate, ctx: BuildContext, cache: dict[str, str]) -> tuple[CandidateResult, Any]:
-    """Export, score and pre-time `cand`. Returns its result and its runner, still active (the timing run reuses
+    """Export, score and pre-time `cand` (its peak memory is measured later, `peak_memory`). Returns its result and its runner, still active (the timing run reuses
     it, so a torch.compile is not compiled twice), or None when it failed. A failure is recorded (status
     "failed", the reason) and never raised, except an interrupt, which stops the search."""
     from edgesr.errors import MissingDependencyError
@@ -134,7 +140,6 @@ def build_candidate(cand: Candidate, ctx: BuildContext, cache: dict[str, str]) -
             res.call_ms[label] = (time.perf_counter() - t0) * 1000.0
         described = runner.describe()
         res.actual_precision = described.get("precision") if isinstance(described.get("precision"), str) else None
-        res.memory = _peak_memory(cand, ctx, artifact)
     except (KeyboardInterrupt, SystemExit):
         if runner is not None:
             runner.deactivate()

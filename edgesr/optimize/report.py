@@ -79,6 +79,16 @@ def summary_line(result: "OptimizeResult", chosen_path: Path | None) -> str:
             f"{result.dataset} — {chosen_path}")
 
 
+def _load_line(result: "OptimizeResult") -> str:
+    load = result.config.get("load_average") or {}
+    if not load.get("start"):
+        return "- machine load: unknown"
+    fmt = " / ".join
+    return (f"- machine load average (1/5/15 min): {fmt(map(str, load['start']))} at the start, "
+            f"{fmt(map(str, load.get('end') or []))} at the end, on {result.machine.cpus} CPUs: absolute times "
+            "are inflated on a shared machine; compare rows within this table (they were timed interleaved)")
+
+
 def markdown(result: "OptimizeResult", primary: str, plot_name: str | None, line: str) -> str:
     from edgesr.bench.harness import BenchReport
     from edgesr.bench.report import env_header
@@ -92,6 +102,7 @@ def markdown(result: "OptimizeResult", primary: str, plot_name: str | None, line
              f"({result.config['warmup_iters']} warm-up calls each, {result.config['min_iters']} rounds, each "
              f"candidate once per round, order rotated); {result.threads} thread(s); search {result.seconds:.0f} s",
              f"- target: {result.target.description}; threads {result.threads}; decided at {d.size}",
+             _load_line(result),
              f"- budget: Y-PSNR drop <= {d.max_drop:g} dB on {result.dataset} ({result.config['images']} images) "
              f"against eager PyTorch FP32 ({d.reference_psnr:.4f} dB), each candidate scored through its own "
              "runtime", "", f"**{line}**", ""]

@@ -32,6 +32,7 @@ LATENCY_MARGIN = 1.25  # the interleaved run's time estimate from one warm call 
 # An INT8 export (calibration, then the per-node sensitivity search) took ~16x the FP32 ONNX export of RLFN x4
 # on a 2-core CPU (417 s vs 26 s); it is started only when that much time is left.
 INT8_BUILD_FACTOR = 16.0
+_NO_TIME = "not measured: time budget"
 
 
 @dataclass
@@ -136,6 +137,7 @@ def run_optimize(model: nn.Module, config: OptimizeConfig, pruned: dict[str, nn.
 
     config.validate()
     started = time.monotonic()
+    load_start = _load_average()
     target = get_target(config.target)
     if config.sizes:
         target = replace(target, sizes=tuple((int(h), int(w)) for h, w in config.sizes))
@@ -187,10 +189,12 @@ def run_optimize(model: nn.Module, config: OptimizeConfig, pruned: dict[str, nn.
         for runner in live.values():
             runner.deactivate()
 
-    # ---- phase 3-4: decide, write --------------------------------------------------------------------------
+    # ---- phase 3: decide; phase 4: peak memory, the chosen and the Pareto front first, while time allows ---- --------------------------------------------------------------------------
     results = [state.results[c.key] for c in cands if c.key in state.results]
     baseline = f"{primary}:{BASELINE[0]}:{BASELINE[1]}"
     decision = decide(results, baseline, target.size_labels[0], config.max_drop)
+    if config.memory:
+        _measure_memory(decision, cands, ctx, config, state, deadline, out_dir)
     from edgesr.bench.env import collect_env
 
     result = OptimizeResult(decision, results, skipped, target, machine, threads, dataset,
@@ -199,11 +203,48 @@ def run_optimize(model: nn.Module, config: OptimizeConfig, pruned: dict[str, nn.
                             config={"target": target.name, "max_drop_db": config.max_drop, "dataset": dataset,
                                     "images": len(pairs), "sizes": target.size_labels, "threads": threads,
                                     "min_iters": config.min_iters, "warmup_iters": config.warmup_iters,
-                                    "max_minutes": config.max_minutes, "backends": list(config.backends)})
+                                    "max_minutes": config.max_minutes, "backends": list(config.backends),
+                                    "load_average": {"start": load_start, "end": _load_average()}})
     from edgesr.optimize.report import write_outputs
 
     write_outputs(result, out_dir, primary, force=True)
     return result
+
+
+def _load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages (a shared machine inflates absolute times; say how much)."""
+    import os
+
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def _measure_memory(decision: Decision, cands: Sequence[Candidate], ctx: BuildContext, config: OptimizeConfig,
+                    state: SearchState, deadline: float | None, out_dir: Path) -> None:
+    """Peak memory per measured candidate (a child process each): the chosen one, then the Pareto front, then
+    the rest, each only while the time bound allows; kept in the state file."""
+    from edgesr.optimize.measure import peak_memory
+
+    by_key = {c.key: c for c in cands}
+    rows = sorted(decision.rows, key=lambda row: (row is not decision.chosen, not row.on_front))
+    todo = [row.result for row in rows if row.result.memory is None
+            or str(row.result.memory.get("error", "")).startswith(_NO_TIME)]
+    spent: list[float] = []
+    bar = _bar(len(todo), 0, "peak memory", config.progress, unit="cand")
+    try:
+        for r in todo:
+            if deadline is not None and deadline - time.monotonic() < (max(spent) if spent else 20.0):
+                r.memory = {"error": f"{_NO_TIME} (--max-minutes {config.max_minutes:g})"}
+            else:
+                t0 = time.monotonic()
+                r.memory = peak_memory(by_key[r.key], ctx, Path(r.artifact) if r.artifact else None)
+                spent.append(time.monotonic() - t0)
+                state.save(out_dir)
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 def _build_estimate_s(cand: Candidate, state: SearchState) -> float:

@@ -32,6 +32,9 @@ LATENCY_MARGIN = 1.25  # the interleaved run's time estimate from one warm call 
 # An INT8 export (calibration, then the per-node sensitivity search) took ~16x the FP32 ONNX export of RLFN x4
 # on a 2-core CPU (417 s vs 26 s); it is started only when that much time is left.
 INT8_BUILD_FACTOR = 16.0
+# torch.compile compiles once per new input shape (the validation images, then the timed size): its build took
+# ~9x the eager build of RLFN-NTIRE x4 there (348 s vs 40 s).
+COMPILE_BUILD_FACTOR = 9.0
 _NO_TIME = "not measured: time budget"
 
 
@@ -248,11 +251,18 @@ def _measure_memory(decision: Decision, cands: Sequence[Candidate], ctx: BuildCo
 
 
 def _build_estimate_s(cand: Candidate, state: SearchState) -> float:
-    """What building `cand` will take, as far as the search can tell: INT8 from the FP32 ONNX export's time."""
-    if cand.precision != "int8":
-        return 0.0
-    fp32 = [r.build_s for r in state.results.values() if r.variant == cand.variant and r.fmt == "onnx" and r.ok]
-    return INT8_BUILD_FACTOR * max(fp32) if fp32 else 0.0
+    """What building `cand` will take, as far as the search can tell: INT8 from the FP32 ONNX export's time,
+    torch.compile from the eager build's; others are short next to the timing run's reserve."""
+    def built(runtime: str, fmt: str | None) -> float:
+        times = [r.build_s for r in state.results.values()
+                 if r.variant == cand.variant and r.ok and r.fmt == fmt and (fmt is not None or r.runtime == runtime)]
+        return max(times) if times else 0.0
+
+    if cand.precision == "int8":
+        return INT8_BUILD_FACTOR * built("", "onnx")
+    if cand.runner.get("compile"):
+        return COMPILE_BUILD_FACTOR * built("torch", None)
+    return 0.0
 
 
 def _build_all(todo: Sequence[Candidate], ctx: BuildContext, config: OptimizeConfig, state: SearchState,

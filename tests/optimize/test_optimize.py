@@ -246,7 +246,7 @@ def test_budget_no_candidate_meets_exits_1_naming_the_closest(run_edgesr, tmp_pa
     from edgesr.optimize.targets import detect_machine
 
     code, _, err = run_edgesr("optimize", "rlfn", "--scale", "4", "--val", str(datasets_dir / "Set5"),
-                              "--val-limit", "1", "--size", "32x32", "-b", "openvino", "--precision", "bf16",
+                              "--size", "32x32", "-b", "openvino", "--precision", "bf16",
                               "--max-drop", "0", "--no-memory", "-q", "-o", str(tmp_path / "out"))
     assert code == 1, err
     assert err.startswith("Error: no ") and len(err.strip().splitlines()) == 1
@@ -292,3 +292,18 @@ def test_interleaved_timing_rotates_and_counts_rounds():
     assert stats["a"].iterations == stats["b"].iterations == 10
     assert stats["a"].median_ms == pytest.approx(10.0) and stats["b"].median_ms == pytest.approx(30.0)
     assert order[2:6] == ["a", "b", "b", "a"]  # warm-up a, b; then rounds a-b, b-a, ...
+
+
+def test_time_bound_estimates_the_slow_builds():
+    from edgesr.optimize.search import _build_estimate_s
+    from edgesr.optimize.state import SearchState
+
+    cands, _ = enumerate_candidates(["m"], get_target("cpu"), AMX)
+    by_key = {c.key: c for c in cands}
+    state = SearchState(fingerprint={})
+    state.results["m:torch:fp32"] = CandidateResult("m:torch:fp32", "m", "torch", "torch", "fp32", build_s=40.0)
+    state.results["m:onnxruntime:fp32"] = CandidateResult("m:onnxruntime:fp32", "m", "onnxruntime", "onnxruntime",
+                                                          "fp32", fmt="onnx", build_s=26.0)
+    assert _build_estimate_s(by_key["m:torch.compile:fp32"], state) == pytest.approx(360.0)
+    assert _build_estimate_s(by_key["m:onnxruntime:int8"], state) == pytest.approx(416.0)
+    assert _build_estimate_s(by_key["m:ncnn:fp32"], state) == 0.0

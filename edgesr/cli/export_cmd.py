@@ -20,7 +20,7 @@ TRT = "TensorRT (--format trt)"
 # the format-specific options: field of a format's config class -> its flag
 FORMAT_FLAGS = {"int8": "--int8", "calib_images": "--calib-images", "calib_count": "--calib-count",
                 "calib_method": "--calib-method", "int8_max_drop": "--int8-max-drop",
-                "int8_max_float": "--int8-max-float",
+                "int8_max_float": "--int8-max-float", "int8_val": "--int8-val",
                 "workspace": "--workspace", "timing_cache": "--timing-cache", "opt_level": "--opt-level",
                 "hardware_compat": "--hardware-compat", "weakly_typed": "--weakly-typed"}
 
@@ -99,6 +99,10 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
 @click.option("--int8-max-float", type=click.IntRange(min=0), default=None, metavar="N", cls=SectionOption,
               section=INT8, help="Most layers kept in float to meet the budget (default 10; openvino: NNCF "
                                  "accuracy-control iterations, each may revert a few connected layers).")
+@click.option("--int8-val", default=None, metavar="DATASET", cls=SectionOption, section=INT8,
+              help="Validation images --int8-max-drop is measured on: a dataset folder or a name under "
+                   "shared/datasets, e.g. Set14 (default: images held out from --calib-images, which under-predict "
+                   "benchmark drops).")
 @click.option("--workspace", type=int, default=None, metavar="MB", cls=SectionOption, section=TRT,
               help="Builder workspace limit (default 2048).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None, metavar="FILE", cls=SectionOption,

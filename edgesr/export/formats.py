@@ -181,11 +181,14 @@ class Int8Budget:
         (``--int8-max-drop``; images held out from calibration, `edgesr.export.int8_validation`); layers are
         kept in float, most sensitive first, until the drop is within it. None: the path's default target.
     max_float: the most layers (nodes) kept in float to meet it (``--int8-max-float``).
+    val_dataset: the validation images the drop is measured on (``--int8-val``: a dataset folder or a name
+        under shared/datasets such as Set14); None: images held out from the calibration folder.
     """
 
     method: str | None = None
     max_drop_db: float | None = None
     max_float: int | None = None
+    val_dataset: str | None = None
 
     def check(self, methods: tuple[str, ...] = INT8_METHODS) -> "Int8Budget":
         if self.method is not None and self.method not in methods:
@@ -195,6 +198,10 @@ class Int8Budget:
             raise UserInputError(f"--int8-max-drop must be a number of dB >= 0, got {self.max_drop_db!r}.")
         if self.max_float is not None and self.max_float < 0:
             raise UserInputError(f"--int8-max-float must be >= 0, got {self.max_float}.")
+        if self.val_dataset is not None:
+            from edgesr.data import resolve_dataset
+
+            resolve_dataset(self.val_dataset)  # a missing dataset fails before any work
         return self
 
     def onnx_kwargs(self) -> dict[str, Any]:
@@ -206,6 +213,8 @@ class Int8Budget:
             kw["max_drop_db"] = self.max_drop_db
         if self.max_float is not None:
             kw["max_excluded"] = self.max_float
+        if self.val_dataset is not None:
+            kw["val_images"] = self.val_dataset
         return kw
 
 
@@ -236,6 +245,7 @@ class Int8Config:
     calib_method: str | None = None
     int8_max_drop: float | None = None
     int8_max_float: int | None = None
+    int8_val: str | None = None
 
     name_suffix = "_int8"
 
@@ -247,7 +257,8 @@ class Int8Config:
         return options
 
     def budget(self) -> Int8Budget:
-        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float)
+        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float,
+                          val_dataset=self.int8_val)
 
     def kwargs(self) -> dict[str, Any]:
         return {"calib_images": self.calib_images, "calib_count": self.calib_count, **self.budget().onnx_kwargs()}

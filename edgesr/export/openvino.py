@@ -105,6 +105,7 @@ class OpenVINOConfig:
     calib_method: str | None = None
     int8_max_drop: float | None = None
     int8_max_float: int | None = None
+    int8_val: str | None = None
 
     @property
     def name_suffix(self) -> str:
@@ -118,7 +119,7 @@ class OpenVINOConfig:
                                  "output (use --fp16 for float16-compressed weights).")
         budget_flags = {"calib_images": "--calib-images", "calib_count": "--calib-count",
                         "calib_method": "--calib-method", "int8_max_drop": "--int8-max-drop",
-                        "int8_max_float": "--int8-max-float"}
+                        "int8_max_float": "--int8-max-float", "int8_val": "--int8-val"}
         if not self.int8:
             given = [flag for key, flag in budget_flags.items() if getattr(self, key) is not None]
             if given:
@@ -138,7 +139,8 @@ class OpenVINOConfig:
     def budget(self) -> Any:
         from edgesr.export.formats import Int8Budget
 
-        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float)
+        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float,
+                          val_dataset=self.int8_val)
 
 
 def _ov_op_counts(ov_model: Any) -> dict[str, int]:

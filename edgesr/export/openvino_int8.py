@@ -75,7 +75,7 @@ class OpenVINOQuantizeResult:
         lines = [f"int8 (NNCF {self.nncf_version}, CPU, {self.method or 'NNCF default'} ranges); calibrated on "
                  f"{cal.get('crops')} crops of {cal.get('crop_size')} px from {cal.get('files')} images in "
                  f"{cal.get('folder')}",
-                 f"validation ({val.get('images')} held-out images as ground truth, x{val.get('scale')} bicubic LR): "
+                 f"validation ({val.get('images')} {val.get('source')}): "
                  f"FP32 {self.fp32_psnr_db:.3f} dB, all layers INT8 {self.plain_int8_psnr_db:.3f} dB "
                  f"(drop {self.fp32_psnr_db - self.plain_int8_psnr_db:.3f} dB)"]
         if self.accuracy_control:
@@ -205,7 +205,7 @@ def quantize_ir(ov_model: Any, io: str, budget: Any, *, calib_images: str | Path
 
     from edgesr.export import calibration as cal
     from edgesr.export.formats import default_calibration_folder
-    from edgesr.export.int8_validation import validation_set
+    from edgesr.export.int8_validation import dataset_validation_set, validation_set
     from edgesr.export.openvino import compile_cpu, sr_function
     from edgesr.export.verify import to_model_input
 
@@ -222,7 +222,8 @@ def quantize_ir(ov_model: Any, io: str, budget: Any, *, calib_images: str | Path
         warn.append(f"only {len(files)} calibration image(s): calibration and validation share images, so the "
                     "measured drop is optimistic.")
     crops = cal.load_crops(calib_files, calib_count, calib_size, seed=seed, min_size=min_size)
-    val = validation_set(hold_files, scale, count=val_count, min_size=min_size)
+    val = validation_set(hold_files, scale, count=val_count, min_size=min_size) if budget.val_dataset is None else \
+        dataset_validation_set(budget.val_dataset, scale, min_size=min_size)
     feeds = [to_model_input(x, io, "tensor(float)") for _, x in crops]
     advanced = _range_estimator(nncf, budget.method)
     common = dict(target_device=nncf.TargetDevice.CPU, subset_size=subset_size or len(feeds),

@@ -322,11 +322,13 @@ class _DropMeter:
     images (what the search's budget is checked on) and the held-out images (what is reported)."""
 
     def __init__(self, fp32: "onnx.ModelProto", io: str, threads: int, select_files: Sequence[Path],
-                 hold_files: Sequence[Path], count: int, min_size: int, scale: int) -> None:
-        from edgesr.export.int8_validation import validation_set
+                 hold_files: Sequence[Path], count: int, min_size: int, scale: int,
+                 dataset: str | Path | None = None) -> None:
+        from edgesr.export.int8_validation import dataset_validation_set, validation_set
 
         self.io, self.threads = io, threads
-        self.select = validation_set(select_files, scale, count=count, min_size=min_size)
+        self.select = validation_set(select_files, scale, count=count, min_size=min_size) if dataset is None else \
+            dataset_validation_set(dataset, scale, min_size=min_size)
         self.holdout = validation_set(hold_files, scale, count=count, min_size=min_size)
         self.fp32_select = self.select_psnr(fp32)
         self.fp32_holdout = self._psnr(self.holdout, fp32)
@@ -345,7 +347,8 @@ class _DropMeter:
         return {"fp32_select_db": self.fp32_select, "int8_select_db": sel, "select_drop_db": self.fp32_select - sel,
                 "select_images": len(self.select.pairs), "fp32_holdout_db": self.fp32_holdout,
                 "int8_holdout_db": hold, "holdout_drop_db": self.fp32_holdout - hold,
-                "holdout_images": len(self.holdout.pairs), "protocol": self.select.describe()["protocol"]}
+                "holdout_images": len(self.holdout.pairs), "select_source": self.select.source,
+                "holdout_source": self.holdout.source, "protocol": self.select.describe()["protocol"]}
 
 
 def _pooled_psnr(psnrs: Sequence[float]) -> float:
@@ -423,7 +426,8 @@ def node_gates(fp32: "onnx.ModelProto", gate_of: dict[str, int]) -> dict[str, li
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str | Path, *,
                   target: str = "ort-cpu", method: str = DEFAULT_METHOD, per_channel: bool = True,
                   exclude: Sequence[str] | str | None = None, psnr_budget_db: float = DEFAULT_PSNR_BUDGET_DB,
-                  max_drop_db: float | None = None, max_excluded: int = DEFAULT_MAX_EXCLUDED, val_count: int = 8, calib_count: int = 32, calib_size: int = 96,
+                  max_drop_db: float | None = None, max_excluded: int = DEFAULT_MAX_EXCLUDED, val_count: int = 8,
+                  val_images: str | Path | None = None, calib_count: int = 32, calib_size: int = 96,
                   holdout_count: int = 8, holdout_size: int = 128, select_count: int = 4,
                   percentile: float = DEFAULT_PERCENTILE, io: str | None = None, threads: int = 2, seed: int = 0,
                   force: bool = False, progress: Callable[[str], None] | None = None) -> QuantizeResult:
@@ -441,8 +445,8 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
             docstring), or names of nodes of the FP32 graph to keep in float.
         max_drop_db: when set, the "auto" search's budget is the Y-PSNR *drop* vs the FP32 graph on the
             validation images (`edgesr.export.int8_validation`: `val_count` selection images used as ground
-            truth, MATLAB bicubic LR) instead of `psnr_budget_db`; the result reports the drop on held-out
-            images as well.
+            truth, MATLAB bicubic LR; or the dataset `val_images`, e.g. "Set14") instead of `psnr_budget_db`;
+            the result reports the drop on held-out images as well.
         psnr_budget_db / max_excluded: the "auto" search stops when the PSNR vs FP32 on the selection crops
             reaches the budget or when `max_excluded` nodes are excluded.
         calib_count / calib_size: number and size (px, square) of calibration crops.
@@ -567,7 +571,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: str
         holdout = _Evaluator(proto, held, io, threads)
         scale = base_side.scale if base_side is not None else \
             holdout.refs[0].shape[-1] // holdout.batches[0].shape[-1]
-        drop = _DropMeter(proto, io, threads, select_files, hold_files, val_count, min_size, scale) \
+        drop = _DropMeter(proto, io, threads, select_files, hold_files, val_count, min_size, scale, val_images) \
             if max_drop_db is not None else None
         # the search's measure and its threshold: PSNR vs FP32 on the selection crops >= psnr_budget_db, or
         # Y-PSNR on the validation images >= FP32's minus max_drop_db

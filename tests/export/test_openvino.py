@@ -137,6 +137,8 @@ def test_missing_nncf_names_the_extra(tmp_path, monkeypatch) -> None:
     (["--format", "openvino", "--int8-max-drop", "0.1"], "--int8-max-drop applies to INT8 exports: add --int8"),
     (["--format", "openvino", "--int8", "--calib-method", "entropy"], "--calib-method 'entropy' is not available"),
     (["--format", "ncnn", "--int8-max-float", "3"], "--int8-max-float applies to"),
+    (["--format", "openvino", "--int8", "--int8-val", "NoSuchSet"], "dataset NoSuchSet not found"),
+    (["--int8", "--int8-val", "NoSuchSet"], "dataset NoSuchSet not found"),
 ])
 def test_cli_bad_input_is_one_error_line(args, message, tmp_path, capsys) -> None:
     from edgesr.cli.main import main

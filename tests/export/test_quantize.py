@@ -296,6 +296,11 @@ def test_max_drop_budget_is_a_y_psnr_drop_on_validation_images(small_rlfn_onnx: 
     assert any("Y-PSNR drop vs FP32" in line for line in res.summary())
     with pytest.raises(UserInputError, match="max_drop_db must be a number of dB >= 0"):
         quantize_onnx(small_rlfn_onnx, tmp_path / "bad.onnx", calib_dir, max_drop_db=-0.5)
+    # --int8-val DATASET: the drop on a dataset's images (here a folder of HR images: bicubic LR made from them)
+    easy = quantize_onnx(small_rlfn_onnx, tmp_path / "val.onnx", calib_dir, exclude="auto", max_drop_db=99.0,
+                         val_images=calib_dir, **FAST)
+    assert easy.drops["select_images"] == 12 and "the dataset" in easy.drops["select_source"]
+    assert easy.excluded == [] and easy.drops["select_drop_db"] < 99.0
 
 
 def test_int8_budget_options_reach_every_int8_path() -> None:
@@ -303,18 +308,21 @@ def test_int8_budget_options_reach_every_int8_path() -> None:
     from edgesr.export.openvino import OpenVINOConfig
     from edgesr.export.tensorrt.pipeline import TrtConfig
 
-    values = {"int8": True, "calib_method": "mse", "int8_max_drop": 0.1, "int8_max_float": 20}
+    values = {"int8": True, "calib_method": "mse", "int8_max_drop": 0.1, "int8_max_float": 20, "int8_val": "Set14"}
     onnx_cfg = make_format_config(get_format("onnx-int8"), values)
     assert isinstance(onnx_cfg, Int8Config)
     assert onnx_cfg.kwargs() == {"calib_images": None, "calib_count": None, "method": "mse", "max_drop_db": 0.1,
-                                 "max_excluded": 20}
+                                 "max_excluded": 20, "val_images": "Set14"}
     ov_cfg = make_format_config(get_format("openvino"), values)
-    assert isinstance(ov_cfg, OpenVINOConfig) and ov_cfg.budget() == Int8Budget("mse", 0.1, 20)
+    assert isinstance(ov_cfg, OpenVINOConfig) and ov_cfg.budget() == Int8Budget("mse", 0.1, 20, "Set14")
     trt_cfg = make_format_config(get_format("trt"), values)
-    assert trt_cfg.budget().onnx_kwargs() == {"method": "mse", "max_drop_db": 0.1, "max_excluded": 20}
+    assert trt_cfg.budget().onnx_kwargs() == {"method": "mse", "max_drop_db": 0.1, "max_excluded": 20,
+                                              "val_images": "Set14"}
     with pytest.raises(UserInputError, match="are for --int8"):
         TrtConfig(int8_max_drop=0.1).prepare(ExportOptions())
     with pytest.raises(UserInputError, match="--calib-method 'entropy' is not available"):
         Int8Budget(method="entropy").check(("minmax", "mse"))
     with pytest.raises(UserInputError, match="--int8-max-float must be >= 0"):
         Int8Budget(max_float=-1).check()
+    with pytest.raises(UserInputError, match="dataset NoSuchSet not found"):
+        Int8Budget(val_dataset="NoSuchSet").check()

@@ -68,6 +68,7 @@ class TrtConfig:
     calib_method: str | None = None
     int8_max_drop: float | None = None
     int8_max_float: int | None = None
+    int8_val: str | None = None
     workspace: int | None = None
     timing_cache: Path | None = None
     opt_level: int | None = None
@@ -91,7 +92,8 @@ class TrtConfig:
         """The INT8 quality budget (`edgesr.export.formats.Int8Budget`) of the Q/DQ graph's quantization."""
         from edgesr.export.formats import Int8Budget
 
-        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float)
+        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float,
+                          val_dataset=self.int8_val)
 
     def prepare(self, options: Any, trt: ModuleType | None = None) -> Any:
         """Validate against the common `options`, check TensorRT and the GPU (fail fast, before the export);
@@ -102,8 +104,9 @@ class TrtConfig:
             raise UserInputError("--int8 needs --calib-images DIR (real images to calibrate the INT8 ranges on).")
         if self.calib_images is not None and not self.int8:
             raise UserInputError("--calib-images is for --int8.")
-        if not self.int8 and any(v is not None for v in (self.calib_method, self.int8_max_drop, self.int8_max_float)):
-            raise UserInputError("--calib-method / --int8-max-drop / --int8-max-float are for --int8.")
+        if not self.int8 and any(v is not None for v in (self.calib_method, self.int8_max_drop, self.int8_max_float,
+                                                         self.int8_val)):
+            raise UserInputError("--calib-method / --int8-max-drop / --int8-max-float / --int8-val are for --int8.")
         self.budget().check()
         if self.calib_images is not None and not Path(self.calib_images).is_dir():
             raise UserInputError(f"--calib-images folder not found: {self.calib_images}")

@@ -110,7 +110,8 @@ def main() -> None:
         "",
         "```",
         *[line for line in full.stdout.splitlines() if "->" in line],
-        *[line for line in full.stderr.splitlines() if line.startswith(("Error", "  "))],
+        *[line for line in full.stderr.splitlines()  # the failure list, not the progress bars' control codes
+          if line.startswith(("Error", "  ")) and line.strip() and "\x1b" not in line],
         "```",
     ]
     text = "\n".join(lines) + "\n"

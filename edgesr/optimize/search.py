@@ -127,7 +127,12 @@ def _bar(total: int, initial: int, desc: str, enabled: bool, unit: str = "cand")
 
 
 def _latency_reserve_s(results: Sequence[CandidateResult], config: OptimizeConfig) -> float:
-    per_round = sum(sum(r.call_ms.values()) for r in results if r.ok) / 1000.0
+    """The interleaved timing run's expected length: per candidate and size its last interleaved median (a resumed
+    search), else its one warm call."""
+    def call_s(r: CandidateResult) -> float:
+        return sum(r.median_ms(size) or ms for size, ms in r.call_ms.items()) / 1000.0
+
+    per_round = sum(call_s(r) for r in results if r.ok)
     return per_round * (config.min_iters + config.warmup_iters) * LATENCY_MARGIN
 
 

@@ -307,3 +307,10 @@ def test_time_bound_estimates_the_slow_builds():
     assert _build_estimate_s(by_key["m:torch.compile:fp32"], state) == pytest.approx(360.0)
     assert _build_estimate_s(by_key["m:onnxruntime:int8"], state) == pytest.approx(416.0)
     assert _build_estimate_s(by_key["m:ncnn:fp32"], state) == 0.0
+    from edgesr.optimize.search import OptimizeConfig, _latency_reserve_s
+
+    r = CandidateResult("m:ncnn:fp32", "m", "ncnn", "ncnn", "fp32", fmt="ncnn", call_ms={"64x64": 2000.0})
+    config = OptimizeConfig(out_dir=Path("."))
+    assert _latency_reserve_s([r], config) == pytest.approx(2.0 * 11 * 1.25)
+    r.latency["64x64"] = {"median_ms": 1000.0, "p90_ms": 1100.0}  # a resumed search: its last timing run
+    assert _latency_reserve_s([r], config) == pytest.approx(1.0 * 11 * 1.25)

@@ -235,10 +235,10 @@ def default_calibration_folder(calib_images: str | Path | None) -> Path:
 
 
 @dataclass(frozen=True)
-class Int8Config:
-    """Options of the INT8 formats (onnx-int8, ort-int8): the LR images to calibrate on (default:
-    shared/datasets/DIV2K_test_LR_x4), how many crops of them (default 32), and the quality budget
-    (`Int8Budget`: range method, largest Y-PSNR drop, most nodes kept in float)."""
+class Int8Options:
+    """The calibration and quality-budget options every INT8 format takes (``--calib-images``,
+    ``--calib-count``, ``--calib-method``, ``--int8-max-drop``, ``--int8-max-float``, ``--int8-val``), and
+    the `Int8Budget` they make."""
 
     calib_images: Path | None = None
     calib_count: int | None = None
@@ -246,6 +246,17 @@ class Int8Config:
     int8_max_drop: float | None = None
     int8_max_float: int | None = None
     int8_val: str | None = None
+
+    def budget(self) -> Int8Budget:
+        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float,
+                          val_dataset=self.int8_val)
+
+
+@dataclass(frozen=True)
+class Int8Config(Int8Options):
+    """Options of the INT8 formats (onnx-int8, ort-int8): the LR images to calibrate on (default:
+    shared/datasets/DIV2K_test_LR_x4), how many crops of them (default 32), and the quality budget
+    (`Int8Budget`: range method, largest Y-PSNR drop, most nodes kept in float)."""
 
     name_suffix = "_int8"
 
@@ -255,10 +266,6 @@ class Int8Config:
         self.budget().check()
         _quantize_kwargs({"calib_images": self.calib_images}, options)  # a missing/empty folder fails now
         return options
-
-    def budget(self) -> Int8Budget:
-        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float,
-                          val_dataset=self.int8_val)
 
     def kwargs(self) -> dict[str, Any]:
         return {"calib_images": self.calib_images, "calib_count": self.calib_count, **self.budget().onnx_kwargs()}

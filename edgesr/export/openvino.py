@@ -39,6 +39,7 @@ import numpy as np
 
 from edgesr.errors import ExportError, MissingDependencyError, UserInputError
 from edgesr.export.ncnn import MobileExportResult
+from edgesr.export.formats import Int8Options
 from edgesr.export.onnx_export import ExportOptions
 
 if TYPE_CHECKING:
@@ -94,18 +95,12 @@ def sr_function(compiled: Any, io: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 @dataclass(frozen=True)
-class OpenVINOConfig:
+class OpenVINOConfig(Int8Options):
     """Options of ``--format openvino``: `int8` (NNCF post-training quantization) and its calibration and
     quality budget (see `edgesr.export.formats.Int8Budget` for the meaning of the fields shared by every
     INT8 path)."""
 
     int8: bool = False
-    calib_images: Path | None = None
-    calib_count: int | None = None
-    calib_method: str | None = None
-    int8_max_drop: float | None = None
-    int8_max_float: int | None = None
-    int8_val: str | None = None
 
     @property
     def name_suffix(self) -> str:
@@ -135,12 +130,6 @@ class OpenVINOConfig:
 
         default_calibration_folder(self.calib_images)  # a missing/empty folder fails now
         return options
-
-    def budget(self) -> Any:
-        from edgesr.export.formats import Int8Budget
-
-        return Int8Budget(method=self.calib_method, max_drop_db=self.int8_max_drop, max_float=self.int8_max_float,
-                          val_dataset=self.int8_val)
 
 
 def _ov_op_counts(ov_model: Any) -> dict[str, int]:

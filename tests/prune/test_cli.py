@@ -13,21 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgesr.cli.main import main
 
 MODEL = "rlfn_ntire_x4"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``edgesr ARGS``; user errors exit 2, success returns normally."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +46,8 @@ def pruned_run(tmp_path_factory, lr_images: Path, weights_dir: Path) -> tuple[Pa
     return out, res.output
 
 
-def test_show_groups(capsys, weights_dir: Path) -> None:
-    code, out, err = run_main(capsys, "prune", MODEL, "--show-groups")
+def test_show_groups(run_edgesr, weights_dir: Path) -> None:
+    code, out, err = run_edgesr("prune", MODEL, "--show-groups")
     assert code == 0, err
     assert "27 channel groups, 25 prunable" in out
     assert "[1] conv_1: 46 ch, 46 prunable" in out and "out: conv_1[0:46], block_1.c3_r[0:46], conv_2[0:46]" in out
@@ -97,7 +85,7 @@ def test_end_to_end_folder_and_report(pruned_run: tuple[Path, str]) -> None:
 
 
 def test_pruned_folder_exports_and_matches_in_onnxruntime(pruned_run, lr_images: Path, tmp_path: Path,
-                                                           capsys) -> None:
+                                                           run_edgesr) -> None:
     import onnxruntime as ort
 
     from edgesr.data import find_images, read_image
@@ -105,7 +93,7 @@ def test_pruned_folder_exports_and_matches_in_onnxruntime(pruned_run, lr_images:
     from edgesr.bench.prune_report import ModelMeasurement, measure_latencies
 
     out, _ = pruned_run
-    code, stdout, err = run_main(capsys, "export", MODEL, "--pruned", str(out), "-o", str(tmp_path),
+    code, stdout, err = run_edgesr("export", MODEL, "--pruned", str(out), "-o", str(tmp_path),
                                  "--parity-size", "24x24", "--threads", "2")
     assert code == 0, err
     onnx_path = tmp_path / "rlfn_ntire_x4_pruned.onnx"
@@ -129,13 +117,13 @@ def test_pruned_folder_exports_and_matches_in_onnxruntime(pruned_run, lr_images:
         assert m.latency_ms > 0 and m.latency["threads"] == 1 and m.latency["iterations"] == 4
         assert m.latency["input"] == "1x3x32x32" and m.latency["min_ms"] <= m.latency_ms
     # a folder of another model is refused with the model to use
-    code, _, err = run_main(capsys, "export", "rlfn_x4", "--pruned", str(out), "-o", str(tmp_path / "other"))
+    code, _, err = run_edgesr("export", "rlfn_x4", "--pruned", str(out), "-o", str(tmp_path / "other"))
     assert code == 2 and "holds a pruned rlfn_ntire x4" in err
 
 
-def test_pruned_folder_benchmarks(pruned_run, tmp_path: Path, capsys) -> None:
+def test_pruned_folder_benchmarks(pruned_run, tmp_path: Path, run_edgesr) -> None:
     out, _ = pruned_run
-    code, stdout, err = run_main(capsys, "bench", MODEL, "--stage", "pruned", "--pruned", str(out), "--size", "32x32",
+    code, stdout, err = run_edgesr("bench", MODEL, "--stage", "pruned", "--pruned", str(out), "--size", "32x32",
                                  "--threads", "1", "--min-iters", "2", "--min-seconds", "0",
                                  "--json", str(tmp_path / "b.json"))
     assert code == 0, err
@@ -146,8 +134,8 @@ def test_pruned_folder_benchmarks(pruned_run, tmp_path: Path, capsys) -> None:
 
 # -------------------------------------------------------------------------------------------------- errors
 
-def _expect_user_error(capsys, out: Path, *args: str, match: str) -> str:
-    code, stdout, err = run_main(capsys, "prune", *args, "-o", str(out))
+def _expect_user_error(run_edgesr, out: Path, *args: str, match: str) -> str:
+    code, stdout, err = run_edgesr("prune", *args, "-o", str(out))
     assert code == 2, (stdout, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and match in lines[0], err
@@ -156,27 +144,27 @@ def _expect_user_error(capsys, out: Path, *args: str, match: str) -> str:
     return lines[0]
 
 
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, lr_images: Path, capsys,
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, lr_images: Path, run_edgesr,
                                                              weights_dir: Path) -> None:
     out = tmp_path / "out"
     base = ("--target", "flops=0.9", "--images")
-    _expect_user_error(capsys, out, MODEL, *base, str(tmp_path / "missing"), match="does not exist")
+    _expect_user_error(run_edgesr, out, MODEL, *base, str(tmp_path / "missing"), match="does not exist")
     (tmp_path / "empty").mkdir()
-    _expect_user_error(capsys, out, MODEL, *base, str(tmp_path / "empty"), match="contains no images")
-    _expect_user_error(capsys, out, MODEL, "--target", "flops=0.9", match="pass --images")
-    _expect_user_error(capsys, out, "nosuchnet", *base, str(lr_images), match="unknown model 'nosuchnet'")
-    _expect_user_error(capsys, out, MODEL, "--target", "speed=2", "--images", str(lr_images), match="target kind")
-    line = _expect_user_error(capsys, out, MODEL, "--target", "flops=0.001", "--images", str(lr_images),
+    _expect_user_error(run_edgesr, out, MODEL, *base, str(tmp_path / "empty"), match="contains no images")
+    _expect_user_error(run_edgesr, out, MODEL, "--target", "flops=0.9", match="pass --images")
+    _expect_user_error(run_edgesr, out, "nosuchnet", *base, str(lr_images), match="unknown model 'nosuchnet'")
+    _expect_user_error(run_edgesr, out, MODEL, "--target", "speed=2", "--images", str(lr_images), match="target kind")
+    line = _expect_user_error(run_edgesr, out, MODEL, "--target", "flops=0.001", "--images", str(lr_images),
                               "-q", match="cannot be reached")
     assert "smallest reachable flops is" in line
     # a model whose graph the channel analysis cannot see through names the op and the module
-    code, stdout, err = run_main(capsys, "prune", "rlfn_rep", "--show-groups")
+    code, stdout, err = run_edgesr("prune", "rlfn_rep", "--show-groups")
     assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1
     assert "rlfn_rep is in its training form" in err and "RepConv" in err and "fold them first" in err
     assert not out.exists()
 
 
-def test_existing_output_is_refused_before_any_work(tmp_path: Path, lr_images: Path, capsys, monkeypatch) -> None:
+def test_existing_output_is_refused_before_any_work(tmp_path: Path, lr_images: Path, run_edgesr, monkeypatch) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "config.json").write_text("keep")
@@ -185,23 +173,23 @@ def test_existing_output_is_refused_before_any_work(tmp_path: Path, lr_images: P
         raise AssertionError("the model was loaded although the output exists")
 
     monkeypatch.setattr("edgesr.cli.common.load_model", no_load)
-    _expect_user_error(capsys, out, MODEL, "--target", "flops=0.9", "--images", str(lr_images),
+    _expect_user_error(run_edgesr, out, MODEL, "--target", "flops=0.9", "--images", str(lr_images),
                        match="already exists and is not empty; pass --force")
     assert sorted(p.name for p in out.iterdir()) == ["config.json"] and (out / "config.json").read_text() == "keep"
     # an interrupted run's staging folder needs --resume (continue) or --force (start over)
     shutil.rmtree(out)
     staging = tmp_path / ".out.partial"
     staging.mkdir()
-    code, _, err = run_main(capsys, "prune", MODEL, "--target", "flops=0.9", "--images", str(lr_images),
+    code, _, err = run_edgesr("prune", MODEL, "--target", "flops=0.9", "--images", str(lr_images),
                             "-o", str(out))
     assert code == 2 and "--resume" in err and staging.is_dir() and not out.exists()
 
 
-def test_force_replaces_an_existing_result(tmp_path: Path, lr_images: Path, capsys, weights_dir: Path) -> None:
+def test_force_replaces_an_existing_result(tmp_path: Path, lr_images: Path, run_edgesr, weights_dir: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("old run")
-    code, stdout, err = run_main(capsys, "prune", MODEL, "--target", "flops=0.99", "--images", str(lr_images),
+    code, stdout, err = run_edgesr("prune", MODEL, "--target", "flops=0.99", "--images", str(lr_images),
                                  "--prune-every", "1", "--crop", "16", "--batch", "2", "--no-eval", "--no-latency",
                                  "--threads", "1", "-q", "--force", "-o", str(out))
     assert code == 0, err

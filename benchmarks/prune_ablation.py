@@ -131,8 +131,30 @@ def uniform_keep(pruner: Pruner, goal_macs: float, round_to: int = 4) -> float:
             lo = mid
         else:
             hi = mid
-    pruner.load_keep_state([k.tolist() for k in np.split(keep_at(lo), pruner.offsets[1:-1])])
+    keep = fill_to_goal(pruner, keep_at(lo), scores, goal_macs, round_to)
+    pruner.load_keep_state([k.tolist() for k in np.split(keep, pruner.offsets[1:-1])])
     return lo
+
+
+def fill_to_goal(pruner: Pruner, keep: np.ndarray, scores: dict, goal_macs: float, round_to: int) -> np.ndarray:
+    """Give back `round_to` channels at a time (highest L1 first, widest group first) while conv MACs stay
+    <= goal: one width factor with rounded widths lands well below the goal, and an ablation compares rows at
+    equal FLOPs, so the uniform rows get the same budget as the iterative ones."""
+    keep = keep.copy()
+    changed = True
+    while changed:
+        changed = False
+        for g in sorted((g for g in pruner.groups if not g.is_frozen), key=lambda g: -g.width):
+            base = pruner.offsets[g.index]
+            removed = [c for c in range(g.width) if not keep[base + c]]
+            if not removed:
+                continue
+            back = sorted(removed, key=lambda c: -scores[g.index][c])[:round_to]
+            trial = keep.copy()
+            trial[base + np.array(back)] = True
+            if pruner.metric("flops", trial) <= goal_macs:
+                keep, changed = trial, True
+    return keep
 
 
 def finetune(pruned_dir: Path, out: Path, hr_dir: Path, lr_dir: Path, steps: int, args, device: str) -> dict:
@@ -204,6 +226,29 @@ def run_row(key: str, source: torch.nn.Module, goal: float, pairs: tuple[Path, P
             "blocks": int(final.num_blocks)}
 
 
+def export_for_latency(measurements: list, models: list, folder: Path, progress) -> list[tuple[object, Path]]:
+    """Export every model to ONNX with dynamic H/W, verified against PyTorch on real crops of three sizes
+    (64x64, 127x93, 339x510); the verified artifacts are the ones timed. A model that fails export or
+    parity gets a note instead of a latency."""
+    from edgesr.export import ExportOptions, export_onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    timed = []
+    for i, (m, module) in enumerate(zip(measurements, models)):
+        path = folder / f"model_{i}.onnx"
+        try:
+            res = export_onnx(module, path, ExportOptions(threads=2, force=True))
+        except edgesr.errors.EdgesrError as exc:
+            m.notes.append(f"no latency: {exc}")
+            progress(f"{m.label}: no latency ({exc})")
+            continue
+        parity = res.sidecar.parity
+        sizes = ", ".join(f"{e.height}x{e.width}" for e in parity.entries) if parity.entries else "?"
+        m.notes.append(f"ONNX (dynamic H/W) vs PyTorch max |diff| {parity.max_abs_diff:.2e} on 0..255 at {sizes}")
+        timed.append((m, path))
+    return timed
+
+
 def estimate_prunes(model: torch.nn.Module, goal: float, normalize: str, importance) -> int:
     """Prunes of 4 channels needed to reach `goal` MACs when the selection follows the weight norms."""
     pruner = Pruner(model, importance=importance or MagnitudeImportance(), normalize=normalize, round_to=4)
@@ -249,6 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--gpu-scale", type=int, default=8, help="with --device cuda: batch and steps multiplied by this")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default 2 if idle, else 1)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--latency-runs", type=int, default=None, help="timed ORT runs per model (default 10; --quick 1)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 6 images, tiny crops/steps, 2 eval images")
     ap.add_argument("--output", type=Path, default=None, help="work folder (default out/prune_ablation)")
     ap.add_argument("--results", type=Path, default=None, help="Markdown file (default benchmarks/results/...)")
@@ -261,6 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.batch *= args.gpu_scale
         args.steps *= args.gpu_scale
     args.eval_every = args.eval_every or max(args.steps // 8, 1)
+    args.latency_runs = args.latency_runs or (1 if quick else 10)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
@@ -296,12 +343,10 @@ def main(argv: list[str] | None = None) -> dict:
         measurements.append(m)
     measurements.append(m_ref)
     models = [source] + [row["model"] for row in done] + [reference]
-    for m, module in zip(measurements, models):  # one timed run each; a model that fails export stays n/a
-        try:
-            measure_latencies([m], [module], threads=2, min_runs=1, round_size=1, progress=say)
-        except edgesr.errors.EdgesrError as exc:
-            m.notes.append(f"no latency: {exc}")
-            say(f"{m.label}: no latency ({exc})")
+    timed = export_for_latency(measurements, models, out / "onnx", say)
+    if timed:  # one run: every exported model timed in the same interleaved rounds, medians compared
+        measure_latencies([m for m, _ in timed], [path for _, path in timed], threads=2,
+                          min_runs=args.latency_runs, round_size=2, progress=say)
     table = format_table(measurements, markdown=True)
     print(table, flush=True)
     slug = env_slug(threads=2)
@@ -326,7 +371,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{goal / 1e9:.3f} G at 256x256.",
         "",
         "Quality: Y PSNR/SSIM, border 4, PyTorch eager (Set5/Set14 shipped LR, BSD68 MATLAB LR). Latency: ONNX "
-        "Runtime CPU, 2 threads, 256x256, ONE timed run per model (coarse, noisy on this shared machine).",
+        f"Runtime CPU, 2 threads, 256x256, median of {args.latency_runs} calls per model, all models interleaved in "
+        "one run (ratios within the run are the comparable figures).",
         "",
         table,
         "",

@@ -21,9 +21,10 @@ Pipeline (each step usable on its own)::
 * `fisher_agreement` (`edgesr.prune.stability`) — rank agreement of two independent Fisher estimates.
 * A pruned folder continues training with ``edgesr train --init PRUNED_DIR``.
 
-Design choices: channels feeding a split/chunk/slice with constant sizes (IMDN's ``torch.split(...,
-(self.d_nc, self.r_nc))``, DRN's ``y[:, :d]``) are frozen, because those sizes live in the module's code;
-cat offsets (RFDN) are handled. A conv module called more than once is pruned identically in every call.
+Design choices: channels feeding a split/chunk/slice with constant sizes (DRN's ``y[:, :d]``) are frozen,
+because those sizes live in the module's code; a split whose sizes are its module's config
+(`edgesr.models.widths.ConfigSplits`: IMDN's blocks, ``splits=`` in `create_model`) is pruned piece by
+piece and the pruned sizes are written into the config; cat offsets (RFDN) are handled. A conv module called more than once is pruned identically in every call.
 """
 from edgesr.prune.data import crop_batches
 from edgesr.prune.importance import GroupFisher, Importance, MagnitudeImportance

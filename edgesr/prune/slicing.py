@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgesr.errors import OutputExistsError, UserInputError, WeightsError
-from edgesr.models.widths import conv_like, set_module
+from edgesr.models.widths import conv_like, set_module, set_split_sizes, split_config
 
 if TYPE_CHECKING:
     from edgesr.prune.pruner import Pruner
@@ -40,6 +40,8 @@ LEGACY_WEIGHTS_NAME = "weights.pth"
 class PrunedConfig:
     """What `rebuild` needs besides the weights, plus a record of what pruning did.
 
+    `base_config` holds the `create_model` keyword arguments, including the pruned sizes of channel splits
+    that are config (IMDN's ``splits``: `edgesr.models.widths.ConfigSplits`).
     `layers` maps a module path to its new shape: for a Conv2d ``{"type": "Conv2d", "out": kept output
     indices, "in": kept input indices, "out_channels", "in_channels", "groups"}``; for a BatchNorm2d or
     PReLU ``{"type": ..., "keep": kept indices, "num_features" | "num_parameters"}``. Indices refer to
@@ -208,6 +210,8 @@ def slice_model(model: nn.Module, pruner: "Pruner", base_config: Mapping[str, An
             m._forward_pre_hooks.pop(hid, None)
     for path, spec in layers.items():
         _apply_layer(small, path, spec, weights=True)
+    splits = _pruned_splits(pruner)
+    set_split_sizes(small, splits)
     groups_info = {}
     for g in pruner.groups:
         kept = pruner.group_keep(g.index)
@@ -216,11 +220,29 @@ def slice_model(model: nn.Module, pruner: "Pruner", base_config: Mapping[str, An
                                    "keep": np.nonzero(kept)[0].tolist()}
     before = pruner.complexity(np.ones_like(keep))
     after = pruner.complexity()
+    if splits:
+        cfg = {**cfg, **split_config(model, splits)}
     config = PrunedConfig(model=name, scale=scale, base_config=cfg, layers=layers, groups=groups_info,
                           complexity={"input_size": list(pruner.graph.deploy_shape[2:]),
                                       "before": before, "after": after})
     small.pruned_config = config
     return small, config
+
+
+def _pruned_splits(pruner: "Pruner") -> dict[str, list[list[int]]]:
+    """Module path -> new sizes of each of its configurable splits (forward order); {} when none shrank.
+
+    A piece keeps as many channels as its elements that stay (each element is one channel of the split
+    tensor, and slicing keeps the kept channels in their order, so piece i stays piece i)."""
+    per_module: dict[str, dict[int, list[int]]] = {}
+    shrank = False
+    for call in pruner.graph.split_calls:
+        kept = [int(pruner.keep[pruner.gidx[np.asarray(piece, dtype=np.int64)]].sum()) for piece in call.pieces]
+        shrank = shrank or kept != [len(piece) for piece in call.pieces]
+        per_module.setdefault(call.module, {})[call.index] = kept
+    if not shrank:
+        return {}
+    return {path: [sizes[i] for i in sorted(sizes)] for path, sizes in per_module.items()}
 
 
 # --------------------------------------------------------------------------------------------------

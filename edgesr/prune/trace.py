@@ -18,9 +18,12 @@ A *component* (a union-find class of elements) is one prunable channel: removing
 element in it (an output channel of each producer conv, an input channel of each consumer conv, a
 BN channel). A *group* is a set of components joined through the spaces they touch; its channels share
 one mask. Components touching the model input or output, a `MeanShift`/`ValueScale`, a constant, a
-grouped (non-depthwise) conv or a split/slice with constant sizes are frozen: constant split sizes are
-attributes of the module (IMDN's ``self.d_nc``), so removing a channel there would need the module's
-code to change; edgesr keeps such channels (see ``docs`` in `edgesr.prune`).
+grouped (non-depthwise) conv or a split/slice with constant sizes are frozen: sizes written in a
+module's code would have to change with the pruned channels, so edgesr keeps such channels (see
+``docs`` in `edgesr.prune`). The exception is a ``torch.split`` inside a
+`edgesr.models.widths.ConfigSplits` module (IMDN's blocks) at exactly its configured sizes: each piece
+is then a channel range of its own (IMDN: the distilled part feeds the fusion conv, the remaining part
+the next conv) and a `SplitCall` records it, so slicing can write the pruned sizes into the config.
 
 Unknown functions/methods that touch channels raise `UnsupportedOpError` naming the op and the node;
 control flow that torch.fx cannot trace raises `TraceError` naming the module and the code line.
@@ -42,6 +45,7 @@ from edgesr.analysis.tracing import ModelTracer, trace_model
 from edgesr.errors import UserInputError
 from edgesr.layers.mean_shift import MeanShift
 from edgesr.layers.scale import ValueScale
+from edgesr.models.widths import ConfigSplits
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ __all__ = [
     "ChannelGroup",
     "ConvCall",
     "GroupMember",
+    "SplitCall",
     "UnsupportedOpError",
     "find_groups",
     "format_groups",
@@ -195,6 +200,20 @@ class ConvCall:
 
 
 @dataclass
+class SplitCall:
+    """A channel split whose sizes are its module's config (`ConfigSplits`): the pieces' channel elements.
+
+    `index` is the split's position in ``module.split_sizes``; the pruned size of piece i is the number
+    of kept channels among ``pieces[i]``.
+    """
+
+    module: str
+    node: str
+    index: int
+    pieces: list[list[int]]
+
+
+@dataclass
 class ChannelwiseCall:
     """A module with one parameter per channel (BatchNorm2d) on a group's channels."""
 
@@ -278,6 +297,7 @@ class ChannelGraph:
     Attributes:
         groups: list of `ChannelGroup` (graph order).
         conv_calls: list of `ConvCall`.
+        split_calls: list of `SplitCall` (splits whose sizes are config, not code).
         channelwise_calls: list of `ChannelwiseCall` (BatchNorm).
         example_shape / deploy_shape: input shapes used for tracing and for the deployment metrics.
         elem_group / elem_comp: per channel element, its group index and channel index in that group.
@@ -290,6 +310,7 @@ class ChannelGraph:
         self.deploy_shape = (1, self.example_shape[1], *_hw(deploy_size))
         self.gm = _trace(model)
         self.modules = dict(self.gm.named_modules())
+        self._model_modules = dict(model.named_modules())  # the graph module keeps only leaves' classes
         _propagate_shapes(self.gm, example, model)
         self._uf = _UnionFind()
         self._spaces: list[_Space] = []
@@ -297,6 +318,8 @@ class ChannelGraph:
         self._reasons: dict[int, set[str]] = {}  # element -> reasons (only for the first element of a freeze)
         self.conv_calls: list[ConvCall] = []
         self.channelwise_calls: list[ChannelwiseCall] = []
+        self.split_calls: list[SplitCall] = []
+        self._splits_seen: dict[str, int] = {}  # ConfigSplits path -> channel splits met so far
         self._env: dict[fx.Node, Any] = {}
         self._walk()
         self._unify_repeated_calls()
@@ -593,12 +616,45 @@ class ChannelGraph:
             raise self._unsupported(node, "its output shapes are unknown")
         if dim % 4 != 1:
             return tuple(list(src) for _ in sizes)
-        self._freeze(src, f"{target} with constant sizes on node {node.name}")
         outs, start = [], 0
         for s in sizes:
             outs.append(src[start:start + s])
             start += s
+        owner = self._config_split(node, target, sizes)
+        if owner is None:
+            self._freeze(src, f"{target} with constant sizes on node {node.name}")
+        else:
+            self.split_calls.append(SplitCall(owner[0], node.name, owner[1], outs))
+            for piece in outs[1:]:  # each piece its own group (own mask, own round_to, never empty)
+                self._carve_space(piece, "split", node, owner[0])
         return tuple(outs)
+
+    def _carve_space(self, elems: Sequence[int], kind: str, node: fx.Node, module: str | None) -> None:
+        """Move `elems` out of their space into a new one, so that they form a group of their own unless
+        an op couples them to the rest."""
+        self._spaces.append(_Space(len(self._spaces), elems[0] if elems else 0, len(elems), kind, node.name, module))
+        for e in elems:
+            self._elem_space[e] = len(self._spaces) - 1
+
+    def _config_split(self, node: fx.Node, target: str, sizes: list[int]) -> tuple[str, int] | None:
+        """(module path, index in its ``split_sizes``) when this split's sizes are its module's config."""
+        if target not in ("split", "split_with_sizes"):
+            return None
+        asked = node.args[1] if len(node.args) > 1 else node.kwargs.get(
+            "split_size_or_sections", node.kwargs.get("split_sizes", node.kwargs.get("split_size")))
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        if not isinstance(asked, (list, tuple)) or not stack:
+            return None
+        path = stack[-1][0]
+        owner = self._model_modules.get(path)
+        if not isinstance(owner, ConfigSplits) or not owner.split_sizes:
+            return None
+        seen = self._splits_seen.get(path, 0)
+        self._splits_seen[path] = seen + 1
+        index = seen % len(owner.split_sizes)  # a module called twice splits the same way again
+        if tuple(sizes) != tuple(owner.split_sizes[index]) or tuple(asked) != tuple(sizes):
+            return None
+        return path, index
 
     def _getitem(self, node: fx.Node) -> Any:
         src = self._info(node.args[0])
@@ -703,6 +759,10 @@ class ChannelGraph:
             else:
                 space = self._spaces[self._elem_space[self._first_elem_of_group(group.index)]]
                 group.name = f"{space.kind}:{space.node}"
+        names = [g.name for g in self.groups]
+        for group in self.groups:  # a conv split into pieces: name each by its channel range
+            if names.count(group.name) > 1 and group.producers:
+                group.name = group.producers[0].describe()
         names = [g.name for g in self.groups]
         for group in self.groups:
             if names.count(group.name) > 1:

@@ -19,17 +19,6 @@ def _set_keep(pruner: Pruner, keep: np.ndarray) -> None:
     pruner.load_keep_state([k.tolist() for k in np.split(keep, pruner.offsets[1:-1])])
 
 
-def _random_prune(pruner: Pruner, fraction: float, seed: int) -> None:
-    """Drop a random `fraction` of every group's free channels (at least one channel stays)."""
-    rng = np.random.default_rng(seed)
-    keep = pruner.keep.copy()
-    for g in pruner.groups:
-        free = np.flatnonzero(~np.asarray(g.frozen, dtype=bool))
-        gone = rng.permutation(free)[:min(int(len(free) * fraction), g.width - 1)]
-        keep[pruner.offsets[g.index] + gone] = False
-    _set_keep(pruner, keep)
-
-
 @pytest.fixture(scope="module")
 def rlfn64() -> torch.nn.Module:
     torch.manual_seed(0)
@@ -37,12 +26,12 @@ def rlfn64() -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name,cfg", [("rlfn", RLFN_CFG), ("edsr", EDSR_CFG)])
-def test_gate_zero_equals_deleting_the_block_float64(name: str, cfg: dict) -> None:
+def test_gate_zero_equals_deleting_the_block_float64(name: str, cfg: dict, random_prune) -> None:
     torch.manual_seed(0)
     model = create_model(name, scale=2, **cfg).double().eval()
     x = torch.rand(2, 3, 17, 19, dtype=torch.float64)
     pruner = Pruner(model, depth=True)
-    _random_prune(pruner, 0.4, seed=0)
+    random_prune(pruner, 0.4, seed=0)
     pruned_keep = pruner.keep.copy()
     for block in block_paths(model):
         _set_keep(pruner, pruned_keep)
@@ -97,7 +86,7 @@ def test_block_fisher_is_the_squared_gate_gradient(rlfn64: torch.nn.Module) -> N
     assert got == pytest.approx(want, rel=1e-9)
 
 
-def test_step_drops_a_block_when_cheaper_and_the_artifact_rebuilds(tmp_path: Path) -> None:
+def test_step_drops_a_block_when_cheaper_and_the_artifact_rebuilds(tmp_path: Path, random_prune) -> None:
     torch.manual_seed(0)
     model = create_model("rlfn", scale=2, **RLFN_CFG)
     pruner = Pruner(model, depth=True)
@@ -109,7 +98,7 @@ def test_step_drops_a_block_when_cheaper_and_the_artifact_rebuilds(tmp_path: Pat
     event = pruner.step()
     assert event is not None and event.block == "block_2" and event.metrics["flops"] < pruner.metric("flops")
     shallow = pruner.without_blocks([event.block])
-    _random_prune(shallow, 0.3, seed=1)
+    random_prune(shallow, 0.3, seed=1)
     small, config = shallow.export(verify=x)
     assert config.base_config["num_blocks"] == 2
     save_pruned(tmp_path / "p", small, config)

@@ -72,7 +72,7 @@ def test_rfdn_cat_offsets_and_stream_groups() -> None:
     assert sum(1 for g in groups if not g.is_frozen) == 22
 
 
-def test_imdn_split_channels_are_frozen() -> None:
+def test_imdn_stream_and_split_pieces() -> None:
     groups = find_groups(create_model("imdn", scale=4, nc=16, nb=1))
     by_name = {g.name: g for g in groups}
     stream = by_name["model.0"]
@@ -80,8 +80,8 @@ def test_imdn_split_channels_are_frozen() -> None:
     assert set(stream.modules("out")) == {"model.0", "model.1.sub.0.conv1x1", "model.1.sub.1"}
     assert set(stream.modules("in")) == {"model.1.sub.0.conv1.0", "model.1.sub.1", "model.2"}
     for name in ("model.1.sub.0.conv1.0", "model.1.sub.0.conv2.0", "model.1.sub.0.conv3.0"):
-        assert by_name[name].is_frozen
-        assert any("split with constant sizes" in r for r in by_name[name].frozen_reasons)
+        # the split sizes are config: the distilled and remaining parts are groups of their own
+        assert by_name[f"{name}[0:4]"].prunable == 4 and by_name[f"{name}[4:16]"].prunable == 12
     assert not by_name["model.1.sub.0.conv4"].is_frozen  # the last distilled branch goes only into the cat
 
 

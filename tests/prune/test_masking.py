@@ -11,15 +11,6 @@ from edgesr.models import create_model
 from edgesr.prune import Pruner, fisher_step, slice_model
 
 
-def random_prune(pruner: Pruner, fraction: float = 0.4, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    for g in pruner.groups:
-        cand = [c for c in range(g.width) if not g.frozen[c]]
-        n = min(int(len(cand) * fraction), g.width - 1)
-        if n > 0:
-            pruner.prune(g.index, rng.choice(cand, size=n, replace=False).tolist())
-
-
 def masked_and_sliced(model: nn.Module, pruner: Pruner, x: torch.Tensor, base_config: dict | None = None):
     model.eval()
     with torch.no_grad(), pruner.attached():
@@ -33,7 +24,7 @@ def masked_and_sliced(model: nn.Module, pruner: Pruner, x: torch.Tensor, base_co
 CASES = [
     ("rlfn", 4, {"feature_channels": 12, "num_blocks": 2, "esa_channels": 6}),
     ("rfdn", 2, {"nf": 8, "num_modules": 2}),  # cat offsets shift when branches shrink
-    ("imdn", 3, {"nc": 16, "nb": 2}),  # split-fed channels frozen, stream and conv4 pruned
+    ("imdn", 3, {"nc": 16, "nb": 2}),  # split pieces pruned apart, their sizes written into the config
     ("edsr", 4, {"n_resblocks": 2, "n_feats": 8}),  # two PixelShuffle(2) stages, MeanShift frozen
     ("rdn", 2, {"G0": 8, "D": 2, "C": 2, "G": 4}),  # dense concatenations, a group read twice by GFF.0
     ("rcan", 2, {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 8, "reduction": 2}),  # [N, C, 1, 1] gates
@@ -41,7 +32,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("name,scale,cfg", CASES, ids=[c[0] for c in CASES])
-def test_masking_equals_slicing_float32(name: str, scale: int, cfg: dict) -> None:
+def test_masking_equals_slicing_float32(name: str, scale: int, cfg: dict, random_prune) -> None:
     torch.manual_seed(0)
     model = create_model(name, scale=scale, **cfg)
     pruner = Pruner(model)
@@ -56,7 +47,7 @@ def test_masking_equals_slicing_float32(name: str, scale: int, cfg: dict) -> Non
     assert config.layers and all(spec["type"] == "Conv2d" for spec in config.layers.values())
 
 
-def test_masking_equals_slicing_float64_rlfn() -> None:
+def test_masking_equals_slicing_float64_rlfn(random_prune) -> None:
     torch.manual_seed(1)
     cfg = {"feature_channels": 12, "num_blocks": 2, "esa_channels": 6}
     model = create_model("rlfn", scale=2, **cfg).double()

@@ -61,7 +61,8 @@ def _check_images(folder: Path, option: str) -> None:
               help="Time both models in ONNX Runtime CPU (256x256, median).")
 @click.option("--latency-runs", type=int, default=20, show_default=True, help="Timed runs per model.")
 @click.option("--depth/--no-depth", default=False, show_default=True,
-              help="Also remove whole residual blocks (RLFN, EDSR) when that costs less per saved memory/MAC.")
+              help="Also remove whole residual blocks (RLFN, EDSR, RFDN) when that costs less per saved "
+                   "memory/MAC.")
 @click.option("--prunes-per-step", type=int, default=1, show_default=True,
               help="Prunes per pruning step on one set of scores, each in a different group.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the pseudo-targets.")

@@ -133,9 +133,9 @@ class Pruner:
                                      "use normalize='memory' or 'flops'.")
             if not hasattr(self.importance, "update"):
                 raise UserInputError("depth pruning needs a Fisher importance (block gates are scored by Fisher).")
-            from edgesr.prune.depth import block_paths
+            from edgesr.prune.depth import droppable_paths
 
-            self.blocks = block_paths(model)
+            self.blocks = droppable_paths(model)
         self.block_scores = np.zeros(len(self.blocks), dtype=np.float64)
         self._trials: dict[str, Pruner] = {}
         self.gate_values: dict[str, float] = {}  # fixed gates (0 = block removed), for analysis and tests
@@ -155,10 +155,13 @@ class Pruner:
             self._trials[path] = trial
         return trial
 
-    def _carry(self, path: str) -> tuple[np.ndarray, np.ndarray]:
-        from edgesr.prune.depth import carry_keep, path_renamer
+    def _carry_or_none(self, path: str) -> tuple[np.ndarray, np.ndarray] | None:
+        from edgesr.prune.depth import carry_keep
 
-        out = carry_keep(self, self._block_trial(path), path_renamer(self.model, [path]))
+        return carry_keep(self, self._block_trial(path), [path])
+
+    def _carry(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        out = self._carry_or_none(path)
         if out is None:
             raise UserInputError(f"block {path} cannot be removed at the current widths (a merged channel group "
                                  "would be empty).")
@@ -437,12 +440,25 @@ class Pruner:
     def block_costs(self) -> np.ndarray:
         """Per droppable block: what removing it saves now (conv output elements, or MACs with
         normalize="flops"), at the current widths and the deployment size."""
+        from edgesr.prune.depth import block_family, block_paths
+
         which = 2 if self.normalize == "flops" else 3
         costs = np.zeros(len(self.blocks), dtype=np.float64)
         for i, path in enumerate(self.blocks):
             for call, out_g, in_g in self._calls:
                 if call.module.startswith(path + "."):
                     costs[i] += self._call_cost(call, out_g, in_g, self.keep)[which]
+        family = block_family(self.model)
+        if which == 2 and family is not None and family.concat in self._modules:
+            # the concat conv loses the block's input slice too (its outputs stay)
+            call, out_g, in_g = self._modules[family.concat]
+            paths = block_paths(self.model)
+            width = len(in_g) // len(paths)
+            for i, path in enumerate(self.blocks):
+                b = paths.index(path)
+                part = in_g[b * width:(b + 1) * width]
+                costs[i] += (int(self.keep[out_g].sum()) * int(self.keep[part].sum()) * call.kernel[0]
+                             * call.kernel[1] * call.deploy_out_hw[0] * call.deploy_out_hw[1])
         return costs
 
     def block_metrics(self, path: str) -> dict[str, float]:
@@ -569,7 +585,8 @@ class Pruner:
     def select_block(self) -> tuple[str, float] | None:
         """(path, normalised Fisher score) of the cheapest droppable block, None without depth pruning,
         scores or blocks to spare. With `block_floor` = (metric, value) a block whose removal would take
-        the metric below value is not offered (channels finish the last stretch to a target)."""
+        the metric below value is not offered (channels finish the last stretch to a target), nor one
+        whose removal would empty a merged channel group (`carry_keep`)."""
         if not self.blocks or not self.block_scores.any():
             return None
         from edgesr.prune.depth import block_paths
@@ -581,10 +598,14 @@ class Pruner:
         for i in np.argsort(per, kind="stable"):
             if not np.isfinite(per[i]):
                 return None
-            floor = self.block_floor
-            if floor is not None and self.block_metrics(self.blocks[i])[floor[0]] < floor[1]:
+            path = self.blocks[int(i)]
+            carried = self._carry_or_none(path)
+            if carried is None:  # merging its channel groups would leave one empty
                 continue
-            return self.blocks[int(i)], float(per[i])
+            floor = self.block_floor
+            if floor is not None and self._block_trial(path).complexity(carried[0])[floor[0]] < floor[1]:
+                continue
+            return path, float(per[i])
         return None
 
     def step_many(self, count: int, step: int | None = None,

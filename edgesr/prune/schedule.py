@@ -305,7 +305,7 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
             optimizer, history) and resuming from them.
         verify: check that the sliced model reproduces the masked one on a batch.
         on_prune: called with every `PruneEvent` (for logging).
-        depth: also drop whole residual blocks (RLFN, EDSR) when a block's Fisher gate score per saved
+        depth: also drop whole residual blocks (RLFN, EDSR, RFDN) when a block's Fisher gate score per saved
             memory/MAC is lower than the cheapest channels'; a drop that would take the target metric below
             the goal is not taken (channels finish). The model is then rebuilt shallower, so `model` is no
             longer the trained module after a drop (use the result).

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,10 +14,6 @@ RLFN_CFG = {"feature_channels": 12, "num_blocks": 3, "esa_channels": 6}
 EDSR_CFG = {"n_resblocks": 3, "n_feats": 8}
 
 
-def _set_keep(pruner: Pruner, keep: np.ndarray) -> None:
-    pruner.load_keep_state([k.tolist() for k in np.split(keep, pruner.offsets[1:-1])])
-
-
 @pytest.fixture(scope="module")
 def rlfn64() -> torch.nn.Module:
     torch.manual_seed(0)
@@ -26,7 +21,7 @@ def rlfn64() -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name,cfg", [("rlfn", RLFN_CFG), ("edsr", EDSR_CFG)])
-def test_gate_zero_equals_deleting_the_block_float64(name: str, cfg: dict, random_prune) -> None:
+def test_gate_zero_equals_deleting_the_block_float64(name: str, cfg: dict, random_prune, set_keep) -> None:
     torch.manual_seed(0)
     model = create_model(name, scale=2, **cfg).double().eval()
     x = torch.rand(2, 3, 17, 19, dtype=torch.float64)
@@ -34,8 +29,8 @@ def test_gate_zero_equals_deleting_the_block_float64(name: str, cfg: dict, rando
     random_prune(pruner, 0.4, seed=0)
     pruned_keep = pruner.keep.copy()
     for block in block_paths(model):
-        _set_keep(pruner, pruned_keep)
-        _set_keep(pruner, pruner.equivalent_keep(block))
+        set_keep(pruner, pruned_keep)
+        set_keep(pruner, pruner.equivalent_keep(block))
         pruner.gate_values = {block: 0.0}
         with torch.no_grad(), pruner.attached():
             masked = model(x)

@@ -43,13 +43,27 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value):
     return _parse_shape(value, f"--{param.name.replace('_', '-')}")
 
 
+def pruned_identity(folder: Path, scale: int | None) -> tuple[str, int]:
+    """(model, scale) recorded in a folder written by `edgesr prune`, so `--pruned DIR` needs no MODEL."""
+    from edgesr.errors import UserInputError
+    from edgesr.prune.slicing import read_pruned_config
+
+    config = read_pruned_config(folder)
+    if config is None:
+        raise UserInputError(f"{folder} is not a folder written by `edgesr prune` (no config.json).")
+    if scale is not None and scale != config.scale:
+        raise UserInputError(f"{folder} holds a pruned {config.model} x{config.scale}, not x{scale}.")
+    return config.model, config.scale
+
+
 @click.command("export", cls=SectionedCommand)
 @model_argument
 @scale_option
 @weights_option
 @click.option("--random-init", is_flag=True, help="Export with random weights (architectures without official ones).")
 @click.option("--pruned", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="Export the pruned MODEL saved in DIR by `edgesr prune` (default name <model>_x<s>_pruned).")
+              help="Export the pruned model saved in DIR by `edgesr prune` (MODEL optional: the folder names it; "
+                   "default name <model>_x<s>_pruned).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="onnx", show_default=True,
               help="Artifact format: onnx; ort (ONNX Runtime mobile .ort + required_operators.config); "
                    "onnx-int8 / ort-int8 (= --int8); trt (ONNX, then a TensorRT engine; needs an NVIDIA GPU and "
@@ -131,6 +145,8 @@ def command(model_name: str | None, scale: int | None, weights: str | None, rand
         raise UserInputError("--random-init and --weights exclude each other.")
     if pruned is not None and (random_init or weights):
         raise UserInputError("--pruned takes the weights from its folder: drop --weights / --random-init.")
+    if model_name is None and pruned is not None:  # the folder names its model
+        model_name, scale = pruned_identity(pruned, scale)
     identity = identify_model(model_name, scale, weights)
     model_id, resolved_scale = identity.model, identity.scale
     info = resolve_format(fmt, format_values["int8"])

@@ -12,6 +12,8 @@ treat what they return as read-only):
   pretrained variant (``edsr_baseline``: seeded random init), once per argument set.
 - `rlfn_x4_onnx` / `rlfn_x4_uint8_onnx`: ExportResults (``.path``, ``.sidecar``) of the official
   RLFN x4 exported by edgesr, FP32 with float 0..1 or uint8 I/O, parity-checked at 64x64.
+- `lr_crops(count, size)`: a folder of the first `count` DIV2K test LR images cropped to size x size
+  (training images for the pruning CLI that load instantly).
 
 The session's peak RSS (this process and its children; with xdist, every worker's and their sum, the
 bound that matters when they run side by side) is printed at the end of the run.
@@ -62,6 +64,26 @@ def datasets_dir(shared: Path) -> Path:
 
 
 # -------------------------------------------------------------------------------- shared heavy fixtures
+@pytest.fixture(scope="session")
+def lr_crops(tmp_path_factory, datasets_dir: Path) -> Callable[[int, int], Path]:
+    """`lr_crops(count, size)`: the first `count` DIV2K test LR images cropped to `size` px, once per argument."""
+    import numpy as np
+
+    from edgesr.data import find_images, read_image, write_image
+
+    folders: dict[tuple[int, int], Path] = {}
+
+    def crops(count: int, size: int) -> Path:
+        if (count, size) not in folders:
+            folder = tmp_path_factory.mktemp(f"lr_{count}x{size}")
+            for p in find_images(datasets_dir / "DIV2K_test_LR_x4")[:count]:
+                write_image(folder / p.name, np.ascontiguousarray(read_image(p)[:size, :size]))
+            folders[count, size] = folder
+        return folders[count, size]
+
+    return crops
+
+
 @contextlib.contextmanager
 def _offline() -> Iterator[None]:
     """EDGESR_OFFLINE=1 while a session fixture builds (weights come from ../shared, never the network)."""

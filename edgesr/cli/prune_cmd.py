@@ -11,6 +11,7 @@ from edgesr.utils.jsonable import to_jsonable
 
 REPORT_NAME = "report.json"
 REPORT_FORMAT = "edgesr.prune.report/1"
+LATENCY_TABLE_NAME = "latency_table.json"
 
 
 def _check_images(folder: Path, option: str) -> None:
@@ -44,8 +45,14 @@ def _check_images(folder: Path, option: str) -> None:
               help="Prune this many channels of a group at a time, keeping widths multiples of it.")
 @click.option("--normalize", type=click.Choice(["memory", "flops", "latency", "none"]), default="memory",
               show_default=True, help="Divide Fisher scores by what a channel costs (memory = conv output elements).")
-@click.option("--latency-table", type=click.Path(path_type=Path),
-              help="JSON {group name: ms saved per channel} for --normalize latency (see --show-groups for names).")
+@click.option("--latency-table", "latency_table", metavar="FILE.json|auto",
+              help="ms saved per removed channel of each group, for --normalize latency and latency targets: a JSON "
+                   "file ({group name: ms}, see --show-groups for names, or a table written by a previous run), or "
+                   "auto: measure it first (each group thinned by --round-to, timed against the unpruned model in "
+                   "--latency-backend at --threads, 256x256, --latency-runs rounds) and save it as "
+                   f"{LATENCY_TABLE_NAME} beside the pruned model.")
+@click.option("--latency-backend", default="onnxruntime", show_default=True,
+              help="Runtime that --latency-table auto measures in: onnxruntime or openvino.")
 @click.option("--crop", type=int, default=48, show_default=True, help="LR crop size of the training batches.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Batch size.")
 @click.option("--lr", type=float, default=2e-5, show_default=True, help="Adam learning rate while pruning.")
@@ -74,7 +81,7 @@ def _check_images(folder: Path, option: str) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(model_name: str | None, scale: int | None, weights: str | None, target_text: str | None, images: Path | None,
             hr_dir: Path | None, steps: int | None, prune_every: int, finetune_steps: int, round_to: int,
-            normalize: str, latency_table: Path | None, crop: int, batch: int, lr: float,
+            normalize: str, latency_table: str | None, latency_backend: str, crop: int, batch: int, lr: float,
             finetune_lr: float | None, distill: float, eval_datasets: tuple[str, ...], eval_limit: int | None,
             no_eval: bool, threads: int, latency: bool, latency_runs: int, depth: bool, prunes_per_step: int,
             seed: int, show_groups: bool,
@@ -86,6 +93,9 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
       edgesr prune rlfn_x4 --show-groups
       edgesr prune rlfn_x4 --target flops=0.6 --images DIV2K_test_LR_x4 --finetune-steps 2000 -o out/rlfn_p60
       edgesr prune rlfn_x4 --target params=320k --hr DIV2K/HR --round-to 8 -o out/rlfn_320k
+      edgesr prune rlfn_x4 --target latency=0.7 --normalize latency --latency-table auto --images LR/ -o out/l70
+      edgesr prune rlfn_x4 --target flops=0.6 --normalize latency --latency-table out/l70/latency_table.json \
+          --images LR/ -o out/p60_lat
       edgesr bench rlfn_x4 --stage pruned --pruned out/rlfn_p60 -b onnxruntime
       edgesr export rlfn_x4 --pruned out/rlfn_p60 -o exports/
     """
@@ -130,15 +140,16 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
         raise UserInputError("--steps and --finetune-steps must be >= 0.")
     if (normalize == "latency" or target.kind == "latency") and latency_table is None:
         raise UserInputError("--normalize latency and latency targets need --latency-table FILE.json "
-                             "({group name: ms saved per channel}; --show-groups lists the names).")
+                             "({group name: ms saved per channel}; --show-groups lists the names) or "
+                             "--latency-table auto (measure it first).")
+    from edgesr.bench.latency_table import check_backend, measure_latency_table, read_latency_table
+
+    measure_table = latency_table == "auto"
     table = None
-    if latency_table is not None:
-        try:
-            table = json.loads(Path(latency_table).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserInputError(f"cannot read --latency-table {latency_table}: {exc}") from None
-        if not isinstance(table, dict):
-            raise UserInputError(f"--latency-table {latency_table} must hold a JSON object.")
+    if measure_table:
+        latency_backend = check_backend(latency_backend)  # unknown backend / missing runtime: before any work
+    elif latency_table is not None:
+        table = read_latency_table(latency_table)
     from edgesr.bench.prune_report import default_eval_datasets
     from edgesr.data import resolve_dataset
 
@@ -174,6 +185,22 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
         data_desc = f"LR images from {images} (distillation only)"
     batches = crop_batches(source, crop_size=crop, batch_size=batch, scale=model.scale, seed=seed)
     teacher = copy.deepcopy(model).eval()
+
+    def note(msg: str) -> None:
+        if not quiet:
+            click.echo(f"... {msg}", err=True)
+
+    if measure_table:
+        saved = staging / LATENCY_TABLE_NAME
+        if resume and saved.is_file():
+            table = read_latency_table(saved)
+        else:
+            note(f"measuring the latency table ({latency_backend}, {threads} thread(s), 256x256)")
+            table = measure_latency_table(teacher, backend=latency_backend, threads=threads, round_to=round_to,
+                                          runs=latency_runs, progress=note)
+            table.write(saved, force=True)
+    if table is not None:
+        click.echo(table.summary())
     click.echo(f"pruning to {target.describe()} with {data_desc}: {crop}x{crop} crops, batch {batch}, prune "
                f"{round_to} channel(s) every {prune_every} steps, {normalize}-normalised Fisher, "
                f"{finetune_steps} fine-tune steps")
@@ -182,15 +209,12 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
     result = fisher_prune(model, teacher, batches, target, normalize=normalize, prune_every=prune_every,
                           round_to=round_to, lr=lr, steps=steps, finetune_steps=finetune_steps, depth=depth,
                           prunes_per_step=prunes_per_step,
-                          finetune_lr=finetune_lr, distill_weight=distill, latency_table=table,
+                          finetune_lr=finetune_lr, distill_weight=distill,
+                          **(table.pruner_options() if table is not None else {}),
                           progress=not quiet, checkpoint_dir=staging, resume=resume)
     del model
     pruned = result.model.eval()
     click.echo(result.summary())
-
-    def note(msg: str) -> None:
-        if not quiet:
-            click.echo(f"... {msg}", err=True)
 
     label = f"{teacher.edgesr_name} x{teacher.scale}"
     note("measuring the unpruned model")
@@ -214,7 +238,9 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
                    "resolved": result.target_value, "met": result.target_met},
         "settings": {"images": str(images) if images else None, "hr": str(hr_dir) if hr_dir else None,
                      "steps": steps, "prune_every": prune_every, "finetune_steps": finetune_steps,
-                     "round_to": round_to, "normalize": normalize, "depth": depth, "prunes_per_step": prunes_per_step, "crop": crop, "batch": batch, "lr": lr,
+                     "round_to": round_to, "normalize": normalize, "latency_table": latency_table,
+                     "latency_backend": latency_backend if measure_table else None, "depth": depth,
+                     "prunes_per_step": prunes_per_step, "crop": crop, "batch": batch, "lr": lr,
                      "finetune_lr": finetune_lr, "distill": distill, "threads": threads, "seed": seed,
                      "eval_datasets": [str(d) for d in datasets], "eval_limit": eval_limit},
         "before": before.to_dict(), "after": after.to_dict(), "ratios": r,
@@ -232,5 +258,6 @@ def command(model_name: str | None, scale: int | None, weights: str | None, targ
     destination.publish()
     from edgesr.prune.slicing import CONFIG_NAME, WEIGHTS_NAME
 
-    click.echo(f"wrote {output_dir}/ ({CONFIG_NAME}, {WEIGHTS_NAME}, {REPORT_NAME}); load it with "
+    extra = f", {LATENCY_TABLE_NAME}" if measure_table else ""
+    click.echo(f"wrote {output_dir}/ ({CONFIG_NAME}, {WEIGHTS_NAME}, {REPORT_NAME}{extra}); load it with "
                f"edgesr.prune.load_pruned('{output_dir}')")

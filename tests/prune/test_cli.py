@@ -19,14 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def lr_images(tmp_path_factory, datasets_dir: Path) -> Path:
+def lr_images(lr_crops) -> Path:
     """Three DIV2K test LR images (cropped to 96x96 so that loading them is instant)."""
-    from edgesr.data import find_images, read_image, write_image
-
-    folder = tmp_path_factory.mktemp("lr")
-    for p in find_images(datasets_dir / "DIV2K_test_LR_x4")[:3]:
-        write_image(folder / p.name, np.ascontiguousarray(read_image(p)[:96, :96]))
-    return folder
+    return lr_crops(3, 96)
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,8 @@ def tiny_rlfn_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lr_folder(tmp_path_factory, datasets_dir: Path) -> Path:
-    from edgesr.data import find_images, read_image, write_image
-
-    folder = tmp_path_factory.mktemp("lr")
-    for p in find_images(datasets_dir / "DIV2K_test_LR_x4")[:2]:
-        write_image(folder / p.name, np.ascontiguousarray(read_image(p)[:64, :64]))
-    return folder
+def lr_folder(lr_crops) -> Path:
+    return lr_crops(2, 64)
 
 
 def test_prune_depth_drops_a_block_and_the_folder_exports_with_dynamic_hw(

@@ -257,7 +257,8 @@ def lr_folder(lr_crops) -> Path:
 def test_cli_measures_the_table_and_prunes_with_it(tiny_weights: Path, lr_folder: Path, tmp_path: Path, run_edgesr,
                                                    monkeypatch) -> None:
     """Real exports and ONNX Runtime runners; the clock moves 1 ms per base call and 0.9 ms per thinned call, so
-    every group saves 0.1 ms per 2 channels and a 0.95 x latency target needs exactly one prune."""
+    every 8-wide group saves 0.1 ms per 4 channels (the 4-wide ESA groups are skipped: 0) and a 0.95 x latency
+    target needs exactly one prune."""
     import edgesr.bench.latency_table as lt
 
     clock = FakeClock()
@@ -274,26 +275,29 @@ def test_cli_measures_the_table_and_prunes_with_it(tiny_weights: Path, lr_folder
     out = tmp_path / "pruned"
     code, stdout, err = run_edgesr("prune", "-w", str(tiny_weights), "--target", "latency=0.95", "--normalize",
                                    "latency", "--latency-table", "auto", "--latency-runs", "2", "--images",
-                                   str(lr_folder), "--prune-every", "2", "--round-to", "2", "--crop", "16",
+                                   str(lr_folder), "--prune-every", "2", "--round-to", "4", "--crop", "16",
                                    "--batch", "2", "--no-eval", "--no-latency", "--threads", "1", "-o", str(out))
     assert code == 0, err
     saved = read_latency_table(out / "latency_table.json")
     assert list(saved.groups) == prunable_names(tiny_rlfn())
-    assert all(v == pytest.approx(0.05) for v in saved.groups.values()) and saved.base_ms == pytest.approx(1.0)
-    assert saved.backend == "onnxruntime" and saved.threads == 1 and saved.runs == 2
-    assert sum("latency table [" in line for line in err.splitlines()) == len(saved.groups)
+    esa = {n for n in saved.groups if ".esa." in n}
+    assert set(saved.skipped) == esa and all(saved.groups[n] == 0.0 for n in esa)
+    assert all(v == pytest.approx(0.025) for n, v in saved.groups.items() if n not in esa)
+    assert saved.base_ms == pytest.approx(1.0) and saved.constant_ms() == pytest.approx(1.0 - 4 * 8 * 0.025)
+    assert saved.backend == "onnxruntime" and saved.threads == 1 and saved.runs == 2 and saved.round_to == 4
+    assert sum("latency table [" in line for line in err.splitlines()) == len(saved.groups) - len(esa)
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["normalize"] == "latency" and report["settings"]["latency_table"] == "auto"
     history = report["prune"]["history"]
     assert len(history) == 1 and report["target"]["met"]
-    assert history[0]["metrics"]["latency"] == pytest.approx(0.9)  # 1.0 ms - 2 channels x 0.05 ms
+    assert history[0]["metrics"]["latency"] == pytest.approx(0.9)  # 1.0 ms - 4 channels x 0.025 ms
     assert report["target"]["resolved"] == pytest.approx(0.95)
 
     # the saved table is taken back as a file
     again = tmp_path / "again"
     code, stdout, err = run_edgesr("prune", "-w", str(tiny_weights), "--target", "latency=0.85", "--normalize",
                                    "latency", "--latency-table", str(out / "latency_table.json"), "--images",
-                                   str(lr_folder), "--prune-every", "2", "--round-to", "2", "--crop", "16",
+                                   str(lr_folder), "--prune-every", "2", "--round-to", "4", "--crop", "16",
                                    "--batch", "2", "--no-eval", "--no-latency", "--threads", "1", "-q", "-o",
                                    str(again))
     assert code == 0, err

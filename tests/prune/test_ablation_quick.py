@@ -20,9 +20,10 @@ def test_quick_ablation_runs_every_row(datasets_dir: Path, tmp_path: Path) -> No
     assert keys == list(bench.ROWS)
     goal = out["reference"]["macs"]
     for row in out["rows"]:  # every row at RLFN-NTIRE's size with the same step budget
-        assert row["measurement"]["macs"] <= goal
+        assert 0.97 * goal <= row["measurement"]["macs"] <= goal  # equal FLOPs, uniform rows included
         assert row["prune_steps"] + row["finetune_steps"] == out["steps"]
     assert next(r for r in out["rows"] if r["key"] == "uniform_drop2")["blocks"] == 4
     text = results.read_text()
+    assert "ONNX (dynamic H/W) vs PyTorch max |diff|" in text  # every model exported and verified
     assert "| RLFN-NTIRE x4" in text and "Fisher + memory" in text and "Command: `" in text
     assert results.with_suffix(".png").stat().st_size > 1000

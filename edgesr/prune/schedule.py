@@ -349,6 +349,9 @@ def fisher_prune(model: nn.Module, teacher: nn.Module | None, batches: Iterable,
                     round_to=round_to, depth=depth, min_blocks=min_blocks)
     if target.kind == "latency" and pruner.latency_table is None:
         raise UserInputError("a latency target needs latency_table={group name: ms per channel}.")
+    if depth and target.kind == "latency":  # the table prices channels of named groups, not whole blocks
+        raise UserInputError("depth pruning cannot aim at a latency target: a latency table prices channels, not "
+                             "whole blocks; use a flops, params or acts target with depth.")
     before = pruner.complexity()
     initial = before[target.kind]
     goal = target.resolve(initial)

@@ -149,3 +149,14 @@ def test_training_form_is_refused_with_the_reason_and_folding_lets_it_through() 
         Pruner(model)
     reparameterize(model, passes=["repconv"])
     assert any(not g.is_frozen for g in trace_channels(model).groups)
+
+
+def test_depth_with_a_latency_target_is_refused_with_the_reason() -> None:
+    from edgesr.errors import UserInputError
+
+    model = create_model("rlfn", scale=2, **RLFN_CFG)
+    table = {g.name: 0.1 for g in Pruner(model).groups}
+    batches = [(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 32, 32))]
+    with pytest.raises(UserInputError, match="latency table prices channels, not whole blocks"):
+        fisher_prune(model, None, batches, Target("latency", ratio=0.8), latency_table=table, depth=True,
+                     progress=False)

@@ -21,7 +21,9 @@ bound that matters when they run side by side) is printed at the end of the run.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 import resource
 from pathlib import Path
 from typing import Callable, Iterator
@@ -227,3 +229,20 @@ def run_edgesr(capsys) -> Callable[..., tuple[int, str, str]]:
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], object]:
+    """``benchmark_script("prune_ablation")`` -> the module benchmarks/prune_ablation.py, loaded from its file
+    (benchmarks/ is not a package), registered in sys.modules so its dataclasses can find their module."""
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str) -> object:
+        spec = importlib.util.spec_from_file_location(name, root / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+

@@ -2,25 +2,12 @@
 with random weights and tiny images, so the script is known to work before GPU time is spent."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _suite():
-    spec = importlib.util.spec_from_file_location("gpu_suite", ROOT / "benchmarks" / "gpu_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_gpu_suite_dry_run(tmp_path, monkeypatch):
-    suite = _suite()
+def test_gpu_suite_dry_run(tmp_path, monkeypatch, benchmark_script):
+    suite = benchmark_script("gpu_suite")
     monkeypatch.setenv("EDGESR_OFFLINE", "1")
     assert suite.main(["--dry-run", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "gpu_suite_dry_run.json").read_text())
@@ -39,7 +26,7 @@ def test_gpu_suite_dry_run(tmp_path, monkeypatch):
     assert "| rlfn_ntire_x4 | torch fp16 compile |" in md and "Challenge figures: 27.11 ms" in md
 
 
-def test_gpu_suite_selects_the_registered_zoo_models():
-    models = _suite().available_models()
+def test_gpu_suite_selects_the_registered_zoo_models(benchmark_script):
+    models = benchmark_script("gpu_suite").available_models()
     assert models[:2] == ["rlfn_x4", "rlfn_ntire_x4"]
     assert all(m.startswith(("rlfn", "span", "efdn")) and m.endswith("_x4") for m in models)

@@ -1,19 +1,14 @@
 """The pruning ablation benchmark in its --quick smoke mode (slow: run with -m slow)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "prune_ablation.py"
-
 
 @pytest.mark.slow
-def test_quick_ablation_runs_every_row(datasets_dir: Path, tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("prune_ablation", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_quick_ablation_runs_every_row(datasets_dir: Path, tmp_path: Path, benchmark_script) -> None:
+    bench = benchmark_script("prune_ablation")
     results = tmp_path / "r.md"
     out = bench.main(["--quick", "--output", str(tmp_path / "work"), "--results", str(results)])
     keys = [row["key"] for row in out["rows"]]
